@@ -1,0 +1,1952 @@
+#!/usr/bin/python3
+"""moneytracker-db: backups, integrity checks, restores and the maintenance lock
+for the MoneyTracker SQLite database on a Docker Compose host.
+
+One stdlib-only file (Python >= 3.11), installed as /usr/local/sbin/moneytracker-db.
+Used by cron, by Ansible plays (--json: one JSON object on stdout) and by operators.
+The full reference is docs/host-tool.md in the moneytracker.deploy collection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import errno
+import fcntl
+import getpass
+import gzip
+import hashlib
+import json
+import logging
+import logging.handlers
+import os
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+import urllib.parse
+import zlib
+
+TOOL = "moneytracker-db"
+VERSION = "1.0.0"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_STALE = 4
+EXIT_SKIPPED = 75  # EX_TEMPFAIL
+
+DEFAULT_CONFIG = "/etc/moneytracker/db.json"
+CONFIG_ENV = "MONEYTRACKER_DB_CONFIG"
+SYSLOG_ENV = "MONEYTRACKER_DB_SYSLOG"  # socket path; "none" disables syslog
+
+JOBS = ("backup", "prune", "check_quick", "check_full", "restore", "offsite")
+BACKUP_RE = re.compile(r"^moneytracker-(\d{8}T\d{6}Z)(?:-(\d+))?\.db\.(zst|gz)$")
+MANIFEST_SUFFIX = ".manifest.json"
+EXT = {"zstd": "zst", "gzip": "gz"}
+METHOD_OF_EXT = {"zst": "zstd", "gz": "gzip"}
+COMMAND_TIMEOUT_SECONDS = 900
+CHUNK = 1 << 20
+UNLOCK_HINT = ("ansible-playbook playbooks/unlock.yml "
+               "(on the host: moneytracker-db lock break --force --reason '...')")
+
+EXIT_CODES_HELP = """exit codes:
+  0   ok
+  1   failed (verification, check or I/O failure; details on stderr and in syslog)
+  2   usage or configuration error (the message names the bad option or key)
+  3   maintenance lock held by someone else / confirmation required (restore without --yes)
+  4   maintenance lock is stale (past its TTL); it is never taken over automatically
+  75  skipped (EX_TEMPFAIL): maintenance lock held, or another moneytracker-db job running
+"""
+
+LOG = logging.getLogger(TOOL)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ToolError(Exception):
+    """A failure with an exit code and a one-line message for people and syslog."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED, **details):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.details = details
+
+
+class ConfigError(ToolError):
+    def __init__(self, key: str | None, message: str):
+        text = f"config error: '{key}': {message}" if key else f"config error: {message}"
+        super().__init__(text, EXIT_USAGE, key=key)
+
+
+class UsageError(ToolError):
+    def __init__(self, message: str):
+        super().__init__(f"usage error: {message}", EXIT_USAGE)
+
+
+class Skip(ToolError):
+    def __init__(self, message: str, **details):
+        super().__init__(message, EXIT_SKIPPED, **details)
+
+
+class MissingDatabase(ToolError):
+    pass
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class _QuietSysLogHandler(logging.handlers.SysLogHandler):
+    def handleError(self, record):  # a dead syslog must never break a backup
+        pass
+
+
+def setup_logging() -> None:
+    LOG.handlers.clear()
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+    address = os.environ.get(SYSLOG_ENV, "/dev/log")
+    if address and address != "none" and os.path.exists(address):
+        try:
+            handler = _QuietSysLogHandler(address=address,
+                                          facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+            handler.setFormatter(logging.Formatter(f"{TOOL}[%(process)d]: %(message)s"))
+            handler.setLevel(logging.INFO)
+            LOG.addHandler(handler)
+        except OSError:
+            pass
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.WARNING)
+    err.addFilter(lambda record: getattr(record, "stderr", True))
+    err.setFormatter(logging.Formatter(f"{TOOL}: %(message)s"))
+    LOG.addHandler(err)
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------- time / format
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stamp(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_stamp(text: str) -> float:
+    return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=dt.timezone.utc).timestamp()
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h{minutes % 60:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def fsync_path(path: str) -> None:
+    flags = os.O_RDONLY | (os.O_DIRECTORY if os.path.isdir(path) else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644, tmp_dir: str | None = None) -> None:
+    """temp file (same filesystem) + fsync + rename + fsync of the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp_dir = tmp_dir or directory
+    tmp = os.path.join(tmp_dir, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_path(directory)
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(CHUNK)
+            if not block:
+                break
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def remove_quietly(*paths: str) -> None:
+    for path in paths:
+        if path:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(path)
+
+
+def sqlite_side_files(path: str) -> list[str]:
+    return [path + suffix for suffix in ("-journal", "-wal", "-shm")]
+
+
+def mount_point(path: str) -> str:
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def free_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return ("disk is full" in text or "no space left" in text or "quota exceeded" in text)
+
+
+def sqlite_uri(path: str, **params: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return "file:" + urllib.parse.quote(os.path.abspath(path)) + ("?" + query if query else "")
+
+
+def ensure_dir(path: str, mode: int = 0o700, key: str | None = None, strict_mode: bool = False) -> None:
+    if not os.path.isdir(path):
+        try:
+            os.makedirs(path, mode=mode, exist_ok=True)
+            os.chmod(path, mode)
+        except OSError as exc:
+            raise ToolError(f"cannot create {key or 'directory'} {path}: {exc.strerror or exc}") from exc
+    elif strict_mode and stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+        os.chmod(path, mode)
+        LOG.warning(f"{key or path}: permissions of {path} tightened to {mode:04o}")
+
+
+# --------------------------------------------------------------------------- config
+
+DEFAULTS: dict = {
+    "database": None,
+    "volume": None,
+    "database_name": None,
+    "backup_dir": "/var/backups/moneytracker",
+    "state_dir": "/var/lib/moneytracker-db",
+    "lock_ttl_seconds": 3600,
+    "busy_timeout_ms": 5000,
+    "compression": "auto",
+    "retention": {"daily": 7, "weekly": 4, "monthly": 6},
+    "stop_command": None,
+    "start_command": None,
+    "textfile_dir": None,
+    "offsite": None,
+    "db_owner": None,
+}
+
+
+def _parse_command(key: str, value: str) -> list[str]:
+    value = value.strip()
+    if value.startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(key, f"not a JSON list: {exc.msg}") from exc
+    return shlex.split(value)
+
+
+def load_config(args) -> dict:
+    explicit = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    path = explicit or DEFAULT_CONFIG
+    raw: dict = {}
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(None, f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        except OSError as exc:
+            raise ConfigError(None, f"cannot read {path}: {exc.strerror}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(None, f"{path} must contain a JSON object")
+    elif explicit:
+        raise ConfigError(None, f"config file {path} does not exist")
+    for key in raw:
+        if key not in DEFAULTS:
+            raise ConfigError(key, f"unknown key in {path} (known keys: {', '.join(sorted(DEFAULTS))})")
+
+    cfg = json.loads(json.dumps(DEFAULTS))
+    for key, value in raw.items():
+        if key == "retention" and isinstance(value, dict):
+            cfg["retention"].update(value)
+        else:
+            cfg[key] = value
+    cfg["_config_path"] = path if os.path.exists(path) else None
+
+    # CLI overrides (every key)
+    ov = lambda name: getattr(args, name, None)  # noqa: E731
+    if ov("database") is not None:
+        cfg.update(database=ov("database"), volume=None, database_name=None)
+    if ov("volume") is not None:
+        cfg.update(volume=ov("volume"), database=None)
+    if ov("database_name") is not None:
+        cfg["database_name"] = ov("database_name")
+    for key in ("backup_dir", "state_dir", "textfile_dir", "compression", "db_owner"):
+        if ov(key) is not None:
+            cfg[key] = ov(key)
+    for key in ("lock_ttl_seconds", "busy_timeout_ms"):
+        if ov(key) is not None:
+            cfg[key] = ov(key)
+    for tier in ("daily", "weekly", "monthly"):
+        if ov(f"retention_{tier}") is not None:
+            if not isinstance(cfg["retention"], dict):
+                cfg["retention"] = {}
+            cfg["retention"][tier] = ov(f"retention_{tier}")
+    for key in ("stop_command", "start_command"):
+        if ov(key) is not None:
+            cfg[key] = _parse_command(key, ov(key))
+    if ov("offsite_path") is not None:
+        cfg["offsite"] = {"path": ov("offsite_path")}
+    if ov("offsite_rsync") is not None:
+        cfg["offsite"] = {"rsync": ov("offsite_rsync")}
+    if ov("no_offsite"):
+        cfg["offsite"] = None
+    validate_config(cfg)
+    return cfg
+
+
+def _int(cfg: dict, key: str, minimum: int, label: str | None = None) -> None:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            cfg[key] = value = int(value)
+        else:
+            raise ConfigError(label or key, f"must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(label or key, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _abs_path(cfg: dict, key: str, optional: bool = False) -> None:
+    value = cfg[key]
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(key, f"must be an absolute path, got {value!r}")
+    cfg[key] = os.path.normpath(value)
+
+
+def parse_owner(value) -> tuple[int, int, int | None]:
+    import grp
+    import pwd
+    if isinstance(value, dict):
+        parts = [value.get("uid"), value.get("gid"), value.get("mode")]
+    elif isinstance(value, str):
+        parts = value.split(":")
+    else:
+        raise ConfigError("db_owner", f"must be 'uid:gid' or 'uid:gid:mode', got {value!r}")
+    if len(parts) not in (2, 3) or any(p in (None, "") for p in parts[:2]):
+        raise ConfigError("db_owner", f"must be 'uid:gid' or 'uid:gid:mode', got {value!r}")
+
+    def ident(part, lookup, what):
+        if isinstance(part, int) or str(part).isdigit():
+            return int(part)
+        try:
+            return lookup(str(part))
+        except KeyError as exc:
+            raise ConfigError("db_owner", f"unknown {what} {part!r}") from exc
+
+    uid = ident(parts[0], lambda n: pwd.getpwnam(n).pw_uid, "user")
+    gid = ident(parts[1], lambda n: grp.getgrnam(n).gr_gid, "group")
+    mode = None
+    if len(parts) == 3 and parts[2] not in (None, ""):
+        try:
+            mode = int(str(parts[2]), 8)
+        except ValueError as exc:
+            raise ConfigError("db_owner", f"mode must be octal like 0640, got {parts[2]!r}") from exc
+        if mode & ~0o7777:
+            raise ConfigError("db_owner", f"mode out of range: {parts[2]!r}")
+    return uid, gid, mode
+
+
+def validate_config(cfg: dict) -> None:
+    if cfg["database"] is not None:
+        _abs_path(cfg, "database")
+        if cfg["volume"] is not None:
+            raise ConfigError("volume", "set either 'database' or 'volume' + 'database_name', not both")
+    if cfg["volume"] is not None:
+        if not isinstance(cfg["volume"], str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cfg["volume"]):
+            raise ConfigError("volume", f"must be a Docker volume name, got {cfg['volume']!r}")
+        name = cfg["database_name"]
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise ConfigError("database_name", f"must be a file name inside the volume when 'volume' is set, got {name!r}")
+    _abs_path(cfg, "backup_dir")
+    _abs_path(cfg, "state_dir")
+    _abs_path(cfg, "textfile_dir", optional=True)
+    _int(cfg, "lock_ttl_seconds", 1)
+    _int(cfg, "busy_timeout_ms", 0)
+    if cfg["compression"] not in ("auto", "zstd", "gzip"):
+        raise ConfigError("compression", f"must be one of auto, zstd, gzip; got {cfg['compression']!r}")
+    retention = cfg["retention"]
+    if not isinstance(retention, dict):
+        raise ConfigError("retention", f"must be an object like {{\"daily\": 7, \"weekly\": 4, \"monthly\": 6}}, got {retention!r}")
+    for tier in list(retention):
+        if tier not in ("daily", "weekly", "monthly"):
+            raise ConfigError(f"retention.{tier}", "unknown tier (known: daily, weekly, monthly)")
+        holder = {"v": retention[tier]}
+        _int(holder, "v", 0, label=f"retention.{tier}")
+        retention[tier] = holder["v"]
+    for key in ("stop_command", "start_command"):
+        value = cfg[key]
+        if value is None:
+            continue
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(x, str) and x for x in value)):
+            raise ConfigError(key, f"must be a non-empty list of strings (argv), got {value!r}")
+    offsite = cfg["offsite"]
+    if offsite is not None:
+        if not isinstance(offsite, dict) or len(offsite) != 1 or not set(offsite) <= {"path", "rsync"}:
+            raise ConfigError("offsite", f"must be {{\"path\": \"/mnt/offsite\"}} or {{\"rsync\": \"user@host:/dir\"}}, got {offsite!r}")
+        if "path" in offsite and (not isinstance(offsite["path"], str) or not offsite["path"].startswith("/")):
+            raise ConfigError("offsite.path", f"must be an absolute path, got {offsite['path']!r}")
+        if "rsync" in offsite and (not isinstance(offsite["rsync"], str) or ":" not in offsite["rsync"]
+                                   or offsite["rsync"].startswith("-")):
+            raise ConfigError("offsite.rsync", f"must look like user@host:/dir, got {offsite['rsync']!r}")
+    if cfg["db_owner"] is not None:
+        parse_owner(cfg["db_owner"])
+    if cfg["database"]:
+        check_backup_dir_outside(cfg, os.path.dirname(cfg["database"]))
+
+
+def check_backup_dir_outside(cfg: dict, db_dir: str) -> None:
+    bdir = os.path.realpath(cfg["backup_dir"])
+    ddir = os.path.realpath(db_dir)
+    if bdir == ddir or bdir.startswith(ddir.rstrip("/") + "/"):
+        raise ConfigError("backup_dir", f"{cfg['backup_dir']} is inside the database's directory {db_dir} "
+                                        "(the Docker volume); backups must live outside it")
+
+
+def compression_method(cfg: dict) -> str:
+    have_zstd = shutil.which("zstd") is not None
+    if cfg["compression"] == "zstd" and not have_zstd:
+        raise ConfigError("compression", "'zstd' requested but the zstd command is not installed")
+    if cfg["compression"] == "auto":
+        return "zstd" if have_zstd else "gzip"
+    return cfg["compression"]
+
+
+def resolve_database(cfg: dict) -> str:
+    """The live database path. Raises MissingDatabase when there is none (yet)."""
+    if cfg["database"]:
+        path = cfg["database"]
+    elif cfg["volume"]:
+        if shutil.which("docker") is None:
+            raise ToolError("'volume' is set but the docker command is not installed")
+        proc = subprocess.run(["docker", "volume", "inspect", "-f", "{{.Mountpoint}}", cfg["volume"]],
+                              capture_output=True, text=True, timeout=60, check=False)
+        if proc.returncode != 0:
+            err = one_line(proc.stderr)
+            if "no such volume" in err.lower():
+                raise MissingDatabase(f"no database: Docker volume {cfg['volume']} does not exist")
+            raise ToolError(f"docker volume inspect {cfg['volume']} failed: {err}")
+        mountpoint = proc.stdout.strip()
+        if not mountpoint.startswith("/"):
+            raise ToolError(f"docker volume inspect {cfg['volume']} returned no mountpoint")
+        path = os.path.join(mountpoint, cfg["database_name"])
+        check_backup_dir_outside(cfg, mountpoint)
+    else:
+        raise ConfigError("database", "not set: set 'database' (path) or 'volume' + 'database_name'")
+    if not os.path.isfile(path):
+        raise MissingDatabase(f"no database: {path} does not exist")
+    return path
+
+
+# --------------------------------------------------------------------------- maintenance lock
+
+
+def lock_path(cfg: dict) -> str:
+    return os.path.join(cfg["state_dir"], "maintenance.lock")
+
+
+def read_lock(cfg: dict) -> dict | None:
+    try:
+        with open(lock_path(cfg), encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return {"owner": "?", "host": "?", "play": "?", "since": "?", "unreadable": True}
+    return record
+
+
+def lock_state(record: dict | None, at: float | None = None) -> str:
+    if record is None:
+        return "free"
+    if record.get("unreadable"):
+        return "stale"
+    expires = record.get("expires_epoch")
+    if not isinstance(expires, (int, float)):
+        return "stale"
+    return "stale" if (at or now()) >= expires else "held"
+
+
+def public_lock(record: dict | None) -> dict | None:
+    """The owner record without its token (tokens are only printed to whoever acquires)."""
+    if record is None:
+        return None
+    return {k: v for k, v in record.items() if k != "token"}
+
+
+def holder_text(record: dict) -> str:
+    return (f"{record.get('owner', '?')}@{record.get('host', '?')} ({record.get('play', '?')}) "
+            f"since {record.get('since', '?')}")
+
+
+def stale_text(record: dict) -> str:
+    what = "unreadable lock file" if record.get("unreadable") else \
+        f"held by {holder_text(record)}, expired {record.get('expires_at', '?')} (ttl {record.get('ttl_seconds', '?')}s)"
+    return (f"maintenance lock is STALE: {what}; it is never taken over automatically. "
+            f"If that run is really gone, clear it with: {UNLOCK_HINT}")
+
+
+def lock_error(record: dict) -> ToolError:
+    if lock_state(record) == "stale":
+        return ToolError(stale_text(record), EXIT_STALE, lock=public_lock(record), state="stale")
+    reason = f", reason: {record['reason']}" if record.get("reason") else ""
+    return ToolError(f"maintenance lock held by {holder_text(record)} (pid {record.get('pid', '?')}{reason}); "
+                     f"expires {record.get('expires_at', '?')}",
+                     EXIT_LOCKED, lock=public_lock(record), state="held")
+
+
+def try_acquire(cfg: dict, owner: str, host: str, play: str, reason: str | None, ttl: int) -> dict | None:
+    """One attempt: temp file + fsync + os.link (fails if the lock exists). None when taken."""
+    ensure_dir(cfg["state_dir"])
+    t = now()
+    record = {
+        "token": secrets.token_hex(16),
+        "owner": owner, "host": host, "play": play, "pid": os.getpid(),
+        "reason": reason, "since": iso(t), "since_epoch": round(t, 3),
+        "ttl_seconds": ttl, "expires_at": iso(t + ttl), "expires_epoch": round(t + ttl, 3),
+    }
+    tmp = os.path.join(cfg["state_dir"], f".maintenance.lock.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, lock_path(cfg))
+        except FileExistsError:
+            return None
+    finally:
+        remove_quietly(tmp)
+    fsync_path(cfg["state_dir"])
+    return record
+
+
+def acquire_lock(cfg: dict, owner: str, host: str, play: str, reason: str | None,
+                 ttl: int, wait: float = 0.0) -> dict:
+    deadline = now() + max(0.0, wait)
+    while True:
+        record = try_acquire(cfg, owner, host, play, reason, ttl)
+        if record is not None:
+            LOG.info(f"lock: acquired by {holder_text(record)} ttl {ttl}s" + (f" reason: {reason}" if reason else ""))
+            return record
+        current = read_lock(cfg)
+        if current is None:
+            continue  # released between our link and our read: try again at once
+        if now() >= deadline:
+            raise lock_error(current)
+        time.sleep(min(0.25, max(0.01, deadline - now())))
+
+
+def token_matches(record: dict | None, token: str | None) -> bool:
+    return bool(record and token and isinstance(record.get("token"), str)
+                and secrets.compare_digest(record["token"], token))
+
+
+def release_lock(cfg: dict, token: str) -> str:
+    """'released' | 'free'. Raises ToolError(EXIT_LOCKED) when the token is not the holder's."""
+    path = lock_path(cfg)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return "free"
+    try:
+        st = os.fstat(fd)
+        with os.fdopen(os.dup(fd), encoding="utf-8") as fh:
+            text = fh.read()
+    finally:
+        os.close(fd)
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = {"unreadable": True}
+    if not token_matches(record, token):
+        raise ToolError(f"not released: the maintenance lock is held by {holder_text(record)} "
+                        "and the token given is not its token", EXIT_LOCKED, lock=public_lock(record))
+    with contextlib.suppress(FileNotFoundError):
+        cur = os.stat(path)
+        if (cur.st_dev, cur.st_ino) == (st.st_dev, st.st_ino):
+            os.unlink(path)
+    fsync_path(cfg["state_dir"])
+    LOG.info(f"lock: released by its holder {holder_text(record)}")
+    return "released"
+
+
+def who_am_i() -> str:
+    for var in ("SUDO_USER", "LOGNAME", "USER"):
+        if os.environ.get(var):
+            return os.environ[var]
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return f"uid {os.getuid()}"
+
+
+# --------------------------------------------------------------------------- jobs lock + status
+
+
+@contextlib.contextmanager
+def jobs_lock(cfg: dict, job: str, wait: float):
+    ensure_dir(cfg["state_dir"])
+    path = os.path.join(cfg["state_dir"], "jobs.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = now() + max(0.0, wait)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if now() >= deadline:
+                    try:
+                        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+                        who = f"{info.get('job', '?')} pid {info.get('pid', '?')} since {info.get('since', '?')}"
+                    except ValueError:
+                        who = "unknown job"
+                    raise Skip(f"skipped: another moneytracker-db job is running ({who})") from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"job": job, "pid": os.getpid(), "since": iso(now())}).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def status_path(cfg: dict) -> str:
+    return os.path.join(cfg["state_dir"], "status.json")
+
+
+def load_status(cfg: dict) -> dict:
+    try:
+        with open(status_path(cfg), encoding="utf-8") as fh:
+            data = json.load(fh)
+        if isinstance(data, dict) and isinstance(data.get("jobs"), dict):
+            return data
+    except (OSError, ValueError):
+        pass
+    return {"jobs": {}}
+
+
+def record_job(cfg: dict, job: str, result: str, message: str, started: float, **extra) -> None:
+    """Record a job run in state_dir/status.json (atomic) and refresh the textfile metrics.
+    Never lets a bookkeeping problem hide the job's own result."""
+    try:
+        ensure_dir(cfg["state_dir"])
+        fd = os.open(os.path.join(cfg["state_dir"], "status.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = load_status(cfg)
+            finished = now()
+            entry = data["jobs"].get(job, {})
+            entry.update({"last_run": iso(started), "last_run_epoch": round(started, 3),
+                          "finished_epoch": round(finished, 3),
+                          "duration_seconds": round(finished - started, 3),
+                          "result": result, "message": one_line(message)[:500]})
+            if result == "ok":
+                entry["last_success"] = iso(started)
+                entry["last_success_epoch"] = round(started, 3)
+            entry.update(extra)
+            data["jobs"][job] = entry
+            data["tool_version"] = VERSION
+            atomic_write(status_path(cfg), (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        LOG.warning(f"status: could not record {job} result in {status_path(cfg)}: {exc}")
+    refresh_textfile(cfg)
+
+
+# --------------------------------------------------------------------------- backups inventory
+
+
+@dataclasses.dataclass
+class Backup:
+    path: str
+    name: str
+    ts: float
+    seq: int
+    compression: str
+    manifest_path: str
+    manifest: dict | None
+    size: int
+    verified: bool
+    problem: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+def scan_backups(backup_dir: str) -> list[Backup]:
+    """Files named like backups, oldest first. Only those with a valid manifest are verified."""
+    found: list[Backup] = []
+    try:
+        names = os.listdir(backup_dir)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = BACKUP_RE.match(name)
+        path = os.path.join(backup_dir, name)
+        if not m or not os.path.isfile(path):
+            continue
+        manifest_path = path + MANIFEST_SUFFIX
+        manifest, problem = None, None
+        try:
+            with open(manifest_path, encoding="utf-8") as fh:
+                manifest = json.load(fh)
+        except FileNotFoundError:
+            problem = "no manifest"
+        except (OSError, ValueError) as exc:
+            problem = f"unreadable manifest: {exc}"
+        verified = bool(manifest and manifest.get("verified") is True and manifest.get("backup_file") == name)
+        if manifest is not None and not verified and problem is None:
+            problem = "manifest does not mark it verified"
+        ts = parse_stamp(m.group(1))
+        if isinstance(manifest, dict) and isinstance(manifest.get("started_epoch"), (int, float)) \
+                and abs(manifest["started_epoch"] - ts) < 1.5:
+            ts = float(manifest["started_epoch"])  # sub-second precision from the manifest
+        found.append(Backup(path=path, name=name, ts=ts, seq=int(m.group(2) or 0),
+                            compression=METHOD_OF_EXT[m.group(3)], manifest_path=manifest_path,
+                            manifest=manifest if isinstance(manifest, dict) else None,
+                            size=os.path.getsize(path), verified=verified, problem=problem))
+    found.sort(key=lambda b: (b.ts, b.seq))
+    return found
+
+
+def newest_verified(backups: list[Backup]) -> Backup | None:
+    good = [b for b in backups if b.verified]
+    return good[-1] if good else None
+
+
+def quarantine_attempts(backup_dir: str) -> list[dict]:
+    qdir = os.path.join(backup_dir, "quarantine")
+    attempts = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(qdir):
+            if name.endswith(".report.json"):
+                try:
+                    with open(os.path.join(qdir, name), encoding="utf-8") as fh:
+                        report = json.load(fh)
+                    attempts.append({"name": name, "ts": float(report["started_epoch"]),
+                                     "reason": report.get("reason")})
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+    return sorted(attempts, key=lambda a: a["ts"])
+
+
+# --------------------------------------------------------------------------- retention (pure)
+
+
+@dataclasses.dataclass
+class RetentionDecision:
+    keep: list            # [(item, [reasons])] newest first
+    delete: list          # [item] newest first
+    blocked: str | None   # why nothing is deleted, if so
+
+
+def select_retention(items, policy: dict) -> RetentionDecision:
+    """Pure retention selection. items: objects with .ts (epoch seconds, UTC) and .verified
+    (bool); unverified items stand for failed backup attempts and are never deleted here.
+    policy: {"daily": N, "weekly": N, "monthly": N}. A backup kept by any tier stays; the newest
+    verified backup always stays; when the newest attempt failed nothing is deleted."""
+    ordered = sorted(items, key=lambda i: (i.ts, getattr(i, "seq", 0)), reverse=True)
+    verified = [i for i in ordered if i.verified]
+    reasons: dict[int, list[str]] = {id(i): [] for i in verified}
+    if verified:
+        reasons[id(verified[0])].append("newest")
+
+    def day(ts):
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).date().isoformat()
+
+    def week(ts):
+        y, w, _ = dt.datetime.fromtimestamp(ts, dt.timezone.utc).isocalendar()
+        return f"{y}-W{w:02d}"
+
+    def month(ts):
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m")
+
+    for tier, bucket in (("daily", day), ("weekly", week), ("monthly", month)):
+        limit = int(policy.get(tier, 0))
+        seen: set[str] = set()
+        for item in verified:
+            period = bucket(item.ts)
+            if period in seen:
+                continue
+            if len(seen) >= limit:
+                break
+            seen.add(period)
+            reasons[id(item)].append(tier)
+
+    blocked = None
+    if ordered and not ordered[0].verified:
+        blocked = "the newest backup attempt failed: nothing is pruned until a backup succeeds"
+    elif not verified:
+        blocked = "there is no verified backup"
+    if blocked:
+        keep = [(i, reasons[id(i)] or ["prune blocked"]) for i in verified]
+        delete = []
+    else:
+        keep = [(i, reasons[id(i)]) for i in verified if reasons[id(i)]]
+        delete = [i for i in verified if not reasons[id(i)]]
+    return RetentionDecision(keep=keep, delete=delete, blocked=blocked)
+
+
+@dataclasses.dataclass
+class FailedAttempt:
+    """A backup attempt that produced no verified backup (for select_retention)."""
+    ts: float
+    verified: bool = False
+    seq: int = 1 << 30
+    name: str = "(failed attempt)"
+
+
+def backup_items_for_retention(cfg: dict, backups: list[Backup]) -> list:
+    """Verified backups plus failed attempts (status record + quarantine reports)."""
+    items: list = [b for b in backups if b.verified]
+    rec = load_status(cfg)["jobs"].get("backup")
+    if rec and rec.get("result") == "failed" and isinstance(rec.get("last_run_epoch"), (int, float)):
+        items.append(FailedAttempt(ts=rec["last_run_epoch"]))
+    items += [FailedAttempt(ts=a["ts"]) for a in quarantine_attempts(cfg["backup_dir"])]
+    return items
+
+
+# --------------------------------------------------------------------------- sqlite inspection
+
+
+def inspect_copy(path: str) -> dict:
+    """integrity_check + foreign_key_check + facts, on a COPY (opened immutable, read-only)."""
+    report: dict = {"integrity_check": [], "foreign_key_check": [], "ok": False}
+    con = None
+    try:
+        con = sqlite3.connect(sqlite_uri(path, mode="ro", immutable="1"), uri=True)
+        report["page_size"] = con.execute("PRAGMA page_size").fetchone()[0]
+        report["page_count"] = con.execute("PRAGMA page_count").fetchone()[0]
+        report["user_version"] = con.execute("PRAGMA user_version").fetchone()[0]
+        report["integrity_check"] = [r[0] for r in con.execute("PRAGMA integrity_check")]
+        report["foreign_key_check"] = [
+            {"table": r[0], "rowid": r[1], "parent": r[2], "fkid": r[3]}
+            for r in con.execute("PRAGMA foreign_key_check").fetchmany(100)]
+        tables = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        counts = {}
+        for table in tables:
+            try:
+                counts[table] = con.execute(f'SELECT count(*) FROM "{table.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+            except sqlite3.DatabaseError:
+                counts[table] = None
+        report["row_counts"] = counts
+        alembic = None
+        if "alembic_version" in tables:
+            rows = [r[0] for r in con.execute("SELECT version_num FROM alembic_version")]
+            alembic = rows[0] if len(rows) == 1 else rows
+        report["alembic_version"] = alembic
+        report["ok"] = report["integrity_check"] == ["ok"] and not report["foreign_key_check"]
+    except sqlite3.DatabaseError as exc:
+        report["integrity_check"] = report["integrity_check"] or [f"error: {exc}"]
+        report["error"] = str(exc)
+    finally:
+        if con is not None:
+            con.close()
+    return report
+
+
+def problem_summary(report: dict) -> str:
+    if report.get("error") and report.get("integrity_check") in ([], [f"error: {report['error']}"]):
+        return f"sqlite error: {report['error']}"
+    parts = []
+    if report.get("integrity_check") != ["ok"]:
+        first = report.get("integrity_check", ["?"])[:2]
+        parts.append(f"integrity_check: {len(report.get('integrity_check', []))} problem(s), first: {'; '.join(first)}")
+    if report.get("foreign_key_check"):
+        fk = report["foreign_key_check"][0]
+        parts.append(f"foreign_key_check: {len(report['foreign_key_check'])} violation(s), first: "
+                     f"{fk['table']} rowid {fk['rowid']} -> {fk['parent']}")
+    return "; ".join(parts) or "unknown problem"
+
+
+# --------------------------------------------------------------------------- compression
+
+
+def compress_file(src: str, dst: str, method: str) -> None:
+    if method == "zstd":
+        proc = subprocess.run(["zstd", "-q", "-f", "-3", src, "-o", dst],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            err = one_line(proc.stderr) or f"exit {proc.returncode}"
+            raise OSError(errno.ENOSPC if "space" in err.lower() else errno.EIO, f"zstd failed: {err}")
+    else:
+        with open(src, "rb") as fin, open(dst, "wb") as raw, \
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
+            shutil.copyfileobj(fin, gz, CHUNK)
+    os.chmod(dst, 0o600)
+    fsync_path(dst)
+
+
+def iter_decompressed(path: str, method: str):
+    if method == "zstd":
+        if shutil.which("zstd") is None:
+            raise ToolError(f"{path} is zstd-compressed but the zstd command is not installed (apt-get install zstd)")
+        proc = subprocess.Popen(["zstd", "-d", "-c", "-q", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        complete = False
+        try:
+            while True:
+                block = proc.stdout.read(CHUNK)
+                if not block:
+                    break
+                yield block
+            complete = True
+        finally:
+            proc.stdout.close()
+            if not complete and proc.poll() is None:
+                proc.kill()
+            err = proc.stderr.read().decode(errors="replace")
+            proc.stderr.close()
+            rc = proc.wait()
+        if rc != 0:
+            raise ToolError(f"cannot decompress {path}: zstd: {one_line(err) or f'exit {rc}'}")
+    else:
+        try:
+            with gzip.open(path, "rb") as fh:
+                while True:
+                    block = fh.read(CHUNK)
+                    if not block:
+                        break
+                    yield block
+        except (OSError, EOFError, zlib.error) as exc:
+            if is_disk_full(exc):
+                raise
+            raise ToolError(f"cannot decompress {path}: {exc}") from exc
+
+
+def decompress(path: str, method: str, dst: str | None) -> tuple[str, int]:
+    """Decompress (to dst, fsynced, when given) and return sha256 + size of the raw bytes."""
+    digest = hashlib.sha256()
+    size = 0
+    out = open(dst, "xb") if dst else None  # noqa: SIM115
+    try:
+        for block in iter_decompressed(path, method):
+            digest.update(block)
+            size += len(block)
+            if out:
+                out.write(block)
+        if out:
+            out.flush()
+            os.fsync(out.fileno())
+    finally:
+        if out:
+            out.close()
+    return digest.hexdigest(), size
+
+
+# --------------------------------------------------------------------------- commands helpers
+
+
+@dataclasses.dataclass
+class Result:
+    code: int
+    data: dict
+    text: str = ""
+
+
+def run_hook(argv: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, check=False)
+    except FileNotFoundError as exc:
+        raise ToolError(f"{what} failed: command not found: {argv[0]}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"{what} timed out after {COMMAND_TIMEOUT_SECONDS}s: {shlex.join(argv)}") from exc
+    if proc.returncode != 0:
+        tail = one_line(proc.stderr or proc.stdout)[-300:]
+        raise ToolError(f"{what} failed (exit {proc.returncode}): {shlex.join(argv)}: {tail}")
+
+
+def lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    if shutil.which("ionice"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["ionice", "-c3", "-p", str(os.getpid())], capture_output=True, timeout=10, check=False)
+
+
+def skip_line(record: dict) -> str:
+    line = f"skipped: maintenance lock held by {holder_text(record)}"
+    if lock_state(record) == "stale":
+        line += f" [STALE since {record.get('expires_at', '?')}; clear it with: {UNLOCK_HINT}]"
+    return line
+
+
+@contextlib.contextmanager
+def job_guard(cfg: dict, args, job: str):
+    """Cron-facing guard: skip (75) while the maintenance lock is held unless --lock-token is the
+    holder's token; never overlap with another job (flock on state_dir/jobs.lock)."""
+    token = getattr(args, "lock_token", None)
+
+    def check_maintenance() -> bool:
+        record = read_lock(cfg)
+        if record is None:
+            if token:
+                raise ToolError("--lock-token given but the maintenance lock is not held "
+                                "(released or broken?); refusing to run as if under it", EXIT_LOCKED)
+            return False
+        if token_matches(record, token):
+            return True
+        line = skip_line(record)
+        if token:
+            line += " (the --lock-token given is not the holder's)"
+        raise Skip(line, lock=public_lock(record))
+
+    under_lock = check_maintenance()
+    wait = getattr(args, "jobs_wait", None)
+    if wait is None:
+        wait = 600.0 if under_lock else 0.0
+    with jobs_lock(cfg, job, wait):
+        check_maintenance()  # it may have been taken while we waited for jobs.lock
+        yield under_lock
+
+
+def run_job(cfg: dict, job: str, started: float, body):
+    """Run body() -> Result, recording ok/failed/skipped for job in status.json."""
+    try:
+        result = body()
+    except Skip as exc:
+        record_job(cfg, job, "skipped", exc.message, started)
+        raise
+    except ToolError as exc:
+        if exc.code != EXIT_USAGE:
+            record_job(cfg, job, "failed", exc.message, started)
+        raise
+    except Exception as exc:
+        record_job(cfg, job, "failed", f"internal error: {exc!r}", started)
+        raise
+    status = result.data.pop("_status", "ok" if result.code == EXIT_OK else "failed")
+    record_job(cfg, job, status, result.data.get("message", ""), started)
+    return result
+
+
+# --------------------------------------------------------------------------- backup
+
+
+def unique_base(backup_dir: str, ts: float) -> str:
+    base = f"moneytracker-{stamp(ts)}"
+    existing = set(os.listdir(backup_dir))
+    candidate, n = base, 0
+    while any(name.startswith(candidate + ".db.") for name in existing):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def clean_tmp(tmp_dir: str, before: float) -> list[str]:
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(tmp_dir):
+            path = os.path.join(tmp_dir, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < before:
+                    os.unlink(path)
+                    removed.append(path)
+    return removed
+
+
+def quarantine_copy(cfg: dict, raw_tmp: str, base: str, report: dict) -> str:
+    qdir = os.path.join(cfg["backup_dir"], "quarantine")
+    ensure_dir(qdir)
+    target = os.path.join(qdir, base + ".db")
+    os.replace(raw_tmp, target)
+    atomic_write(target + ".report.json", (json.dumps(report, indent=1, sort_keys=True) + "\n").encode(), 0o600)
+    fsync_path(qdir)
+    return target
+
+
+def cmd_backup(cfg: dict, args) -> Result:
+    started = now()
+
+    def body() -> Result:
+        with job_guard(cfg, args, "backup"):
+            try:
+                db = resolve_database(cfg)
+            except MissingDatabase as exc:
+                if args.allow_missing:
+                    LOG.info(f"backup: {exc.message} (--allow-missing)")
+                    return Result(EXIT_OK, {"ok": True, "skipped": "no database", "message": exc.message,
+                                            "_status": "skipped"}, f"skipped: {exc.message} (nothing to back up)")
+                raise
+            return do_backup(cfg, args, db, started)
+
+    return run_job(cfg, "backup", started, body)
+
+
+def do_backup(cfg: dict, args, db: str, started: float) -> Result:
+    method = compression_method(cfg)
+    bdir = cfg["backup_dir"]
+    ensure_dir(bdir, key="backup_dir", strict_mode=True)
+    tmp_dir = os.path.join(bdir, ".tmp")
+    ensure_dir(tmp_dir)
+    leftovers = clean_tmp(tmp_dir, started)
+    if leftovers:
+        LOG.warning(f"backup: removed {len(leftovers)} leftover temp file(s) of an interrupted run from {tmp_dir}",
+                    extra={"stderr": False})
+    fs = mount_point(bdir)
+    base = unique_base(bdir, started)
+    pid = os.getpid()
+    raw_tmp = os.path.join(tmp_dir, f"{base}.db.{pid}.tmp")
+    comp_name = f"{base}.db.{EXT[method]}"
+    comp_tmp = os.path.join(tmp_dir, f"{comp_name}.{pid}.tmp")
+    final = os.path.join(bdir, comp_name)
+    final_manifest = final + MANIFEST_SUFFIX
+    busy = cfg["busy_timeout_ms"]
+
+    def disk_full(exc: BaseException) -> ToolError:
+        return ToolError(f"backup filesystem {fs} is full (backup_dir {bdir}, {human_size(free_bytes(bdir))} free): "
+                         f"{one_line(exc)}; temporary files removed, previous backups and the live database untouched",
+                         EXIT_FAILED, filesystem=fs, free_bytes=free_bytes(bdir))
+
+    needed = sum(os.path.getsize(p) for p in [db] + sqlite_side_files(db) if os.path.exists(p))
+    if free_bytes(bdir) < needed:
+        raise disk_full(OSError(errno.ENOSPC, f"need at least {human_size(needed)} for the raw copy"))
+
+    report: dict = {}
+    try:
+        src = sqlite3.connect(sqlite_uri(db, mode="ro"), uri=True, timeout=busy / 1000)
+        try:
+            src.execute(f"PRAGMA busy_timeout={int(busy)}")
+            dst = sqlite3.connect(raw_tmp)
+            try:
+                t0 = time.monotonic()
+                src.backup(dst, pages=-1)  # ONE step: never restarts, never blocks WAL writers
+                copy_seconds = time.monotonic() - t0
+            finally:
+                dst.close()
+        except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise disk_full(exc) from exc
+            raise ToolError(f"backup of {db} failed: {exc}") from exc
+        finally:
+            src.close()
+        remove_quietly(*sqlite_side_files(raw_tmp))
+        fsync_path(raw_tmp)
+
+        report = inspect_copy(raw_tmp)
+        remove_quietly(*sqlite_side_files(raw_tmp))
+        if not report["ok"]:
+            summary = problem_summary(report)
+            qreport = {"reason": "verification failed", "summary": summary, "source": db,
+                       "started": iso(started), "started_epoch": started, "tool_version": VERSION, **report}
+            target = quarantine_copy(cfg, raw_tmp, base, qreport)
+            raise ToolError(f"backup copy of {db} FAILED verification ({summary}); copy quarantined at {target}, "
+                            "not rotated in; the live database may be damaged: run 'moneytracker-db check --quick' "
+                            "and see docs/runbooks", EXIT_FAILED, quarantined=target, report=qreport)
+
+        raw_sha, raw_size = sha256_file(raw_tmp)
+        compress_file(raw_tmp, comp_tmp, method)
+        comp_sha, comp_size = sha256_file(comp_tmp)
+        check_sha, check_size = decompress(comp_tmp, method, None)
+        if (check_sha, check_size) != (raw_sha, raw_size):
+            raise ToolError(f"compressed copy does not decompress to the verified copy ({method}); nothing rotated in")
+        finished = now()
+        manifest = {
+            "format": 1, "tool": TOOL, "tool_version": VERSION,
+            "backup_file": comp_name, "source": db, "host": socket.gethostname(),
+            "label": getattr(args, "label", None),
+            "started": iso(started), "started_epoch": round(started, 3),
+            "finished": iso(finished), "finished_epoch": round(finished, 3),
+            "duration_seconds": round(finished - started, 3), "copy_seconds": round(copy_seconds, 3),
+            "compression": method,
+            "compressed": {"sha256": comp_sha, "size": comp_size},
+            "raw": {"sha256": raw_sha, "size": raw_size},
+            "page_size": report["page_size"], "page_count": report["page_count"],
+            "schema": {"alembic_version": report["alembic_version"], "user_version": report["user_version"]},
+            "row_counts": report["row_counts"],
+            "integrity_check": report["integrity_check"], "foreign_key_check": report["foreign_key_check"],
+            "verified": True,
+        }
+        os.link(comp_tmp, final)  # no-clobber publish of the backup file
+        remove_quietly(comp_tmp)
+        atomic_write(final_manifest, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(), 0o600,
+                     tmp_dir=tmp_dir)  # manifest LAST: only a backup with a manifest counts
+        fsync_path(bdir)
+    except ToolError:
+        raise
+    except (OSError, sqlite3.DatabaseError) as exc:
+        if os.path.exists(final) and not os.path.exists(final_manifest):
+            remove_quietly(final)
+        if is_disk_full(exc):
+            raise disk_full(exc) from exc
+        raise ToolError(f"backup failed: {one_line(exc)}; temporary files removed") from exc
+    finally:
+        remove_quietly(raw_tmp, comp_tmp, *sqlite_side_files(raw_tmp))
+
+    data = {"ok": True, "backup": final, "manifest": final_manifest, "size": comp_size, "raw_size": raw_size,
+            "sha256": comp_sha, "compression": method, "duration_seconds": manifest["duration_seconds"],
+            "copy_seconds": manifest["copy_seconds"], "page_count": report["page_count"],
+            "schema": manifest["schema"], "row_counts": report["row_counts"], "leftovers_removed": leftovers,
+            "message": f"verified backup {final}"}
+    LOG.info(f"backup: ok {final} ({human_size(comp_size)}, raw {human_size(raw_size)}, "
+             f"{manifest['duration_seconds']:.1f}s)")
+    text = (f"backup ok: {final}\n  size {human_size(comp_size)} ({method}; raw {human_size(raw_size)}), "
+            f"{manifest['duration_seconds']:.1f}s, integrity ok, foreign keys ok")
+    if cfg["offsite"] and not getattr(args, "no_offsite", False):
+        off = do_offsite(cfg, final, final_manifest)
+        data["offsite"] = off
+        text += f"\n  offsite: {'ok ' + off['target'] if off['ok'] else 'FAILED: ' + off['error']}"
+    return Result(EXIT_OK, data, text)
+
+
+def do_offsite(cfg: dict, backup: str, manifest: str) -> dict:
+    """Copy a verified backup + manifest offsite. Its failure is its own result: the local
+    backup stays good and the backup command still exits 0."""
+    started = now()
+    off = cfg["offsite"]
+    try:
+        if "path" in off:
+            dest = off["path"]
+            if not os.path.isdir(dest):
+                raise ToolError(f"offsite path {dest} is not a directory (not mounted?)")
+            if os.stat(dest).st_dev == os.stat(cfg["backup_dir"]).st_dev:
+                raise ToolError(f"offsite path {dest} is on the same filesystem as backup_dir (not mounted?)")
+            for path in (backup, manifest):
+                target = os.path.join(dest, os.path.basename(path))
+                tmp = os.path.join(dest, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+                try:
+                    shutil.copyfile(path, tmp)
+                    fsync_path(tmp)
+                    if sha256_file(tmp) != sha256_file(path):
+                        raise ToolError(f"offsite copy {tmp} does not match the local file")
+                    os.replace(tmp, target)
+                finally:
+                    remove_quietly(tmp)
+            fsync_path(dest)
+            target = os.path.join(dest, os.path.basename(backup))
+        else:
+            dest = off["rsync"]
+            run_hook(["rsync", "-t", "--timeout=600", backup, manifest, dest.rstrip("/") + "/"], "offsite rsync")
+            target = dest.rstrip("/") + "/" + os.path.basename(backup)
+    except (ToolError, OSError) as exc:
+        message = exc.message if isinstance(exc, ToolError) else f"offsite copy failed: {exc}"
+        LOG.error(f"offsite: FAILED: {one_line(message)} (the local backup {backup} is good)")
+        record_job(cfg, "offsite", "failed", message, started)
+        return {"ok": False, "error": message}
+    LOG.info(f"offsite: ok {target}")
+    record_job(cfg, "offsite", "ok", f"copied to {target}", started)
+    return {"ok": True, "target": target}
+
+
+# --------------------------------------------------------------------------- check
+
+
+def cmd_check(cfg: dict, args) -> Result:
+    started = now()
+    job = "check_full" if args.full else "check_quick"
+
+    def body() -> Result:
+        with job_guard(cfg, args, job):
+            lower_priority()
+            return check_full(cfg) if args.full else check_quick(cfg, args)
+
+    return run_job(cfg, job, started, body)
+
+
+def quick_check_file(path: str, busy_ms: int) -> list[str]:
+    con = sqlite3.connect(sqlite_uri(path, mode="ro"), uri=True, timeout=busy_ms / 1000)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        return [r[0] for r in con.execute("PRAGMA quick_check")]
+    finally:
+        con.close()
+
+
+def check_quick(cfg: dict, args) -> Result:
+    try:
+        db = resolve_database(cfg)
+    except MissingDatabase as exc:
+        if getattr(args, "allow_missing", False):
+            return Result(EXIT_OK, {"ok": True, "skipped": "no database", "message": exc.message,
+                                    "_status": "skipped"}, f"skipped: {exc.message}")
+        raise
+    t0 = time.monotonic()
+    try:
+        rows = quick_check_file(db, cfg["busy_timeout_ms"])
+    except sqlite3.DatabaseError as exc:
+        rows = [f"error: {exc}"]
+    seconds = round(time.monotonic() - t0, 3)
+    if rows != ["ok"]:
+        raise ToolError(f"quick_check of the LIVE database {db} FAILED: {len(rows)} problem(s), first: "
+                        f"{'; '.join(rows[:2])}; restore from the newest verified backup (docs/runbooks)",
+                        EXIT_FAILED, database=db, problems=rows[:100])
+    LOG.info(f"check_quick: ok {db} ({seconds}s)")
+    return Result(EXIT_OK, {"ok": True, "database": db, "quick_check": rows, "seconds": seconds,
+                            "message": f"quick_check ok {db}"}, f"check --quick ok: {db} ({seconds}s)")
+
+
+def verify_backup(backup: Backup, dst: str | None) -> dict:
+    """sha256 of the compressed file against its manifest; decompress (to dst when given) and
+    compare the raw sha256; integrity/foreign_key check of the decompressed copy."""
+    if not backup.manifest:
+        raise ToolError(f"{backup.path} has no manifest ({backup.problem}); refusing to use it")
+    if not backup.verified:
+        raise ToolError(f"{backup.path}: {backup.problem}; refusing to use it")
+    expected = backup.manifest.get("compressed", {})
+    sha, size = sha256_file(backup.path)
+    if sha != expected.get("sha256") or size != expected.get("size"):
+        raise ToolError(f"{backup.path} does not match its manifest (sha256 {sha[:16]}... size {size}, manifest "
+                        f"{str(expected.get('sha256'))[:16]}... size {expected.get('size')}): damaged or tampered; "
+                        "refusing to use it", EXIT_FAILED, backup=backup.path)
+    raw_sha, raw_size = decompress(backup.path, backup.compression, dst)
+    raw = backup.manifest.get("raw", {})
+    if raw_sha != raw.get("sha256") or raw_size != raw.get("size"):
+        raise ToolError(f"{backup.path} decompresses to data that does not match its manifest; refusing to use it")
+    report = {"sha256": "ok"}
+    if dst:
+        report.update(inspect_copy(dst))
+        remove_quietly(*sqlite_side_files(dst))
+        if not report["ok"]:
+            raise ToolError(f"{backup.path} FAILED verification after decompression ({problem_summary(report)}); "
+                            "refusing to use it", EXIT_FAILED, backup=backup.path)
+    return report
+
+
+def check_full(cfg: dict) -> Result:
+    backups = scan_backups(cfg["backup_dir"])
+    newest = newest_verified(backups)
+    if newest is None:
+        raise ToolError(f"check --full: there is no verified backup in {cfg['backup_dir']} to check")
+    tmp_dir = os.path.join(cfg["backup_dir"], ".tmp")
+    ensure_dir(tmp_dir)
+    tmp = os.path.join(tmp_dir, f"check-{os.getpid()}-{secrets.token_hex(4)}.db.tmp")
+    t0 = time.monotonic()
+    try:
+        report = verify_backup(newest, tmp)
+    except OSError as exc:
+        raise ToolError(f"check --full of {newest.path} failed: {one_line(exc)}") from exc
+    finally:
+        remove_quietly(tmp, *sqlite_side_files(tmp))
+    seconds = round(time.monotonic() - t0, 3)
+    LOG.info(f"check_full: ok {newest.path} ({seconds}s)")
+    return Result(EXIT_OK, {"ok": True, "backup": newest.path, "integrity_check": report["integrity_check"],
+                            "foreign_key_check": report["foreign_key_check"], "seconds": seconds,
+                            "message": f"full check ok {newest.path}"},
+                  f"check --full ok: {newest.path} (integrity ok, foreign keys ok, {seconds}s)")
+
+
+# --------------------------------------------------------------------------- prune / list
+
+
+def cmd_prune(cfg: dict, args) -> Result:
+    started = now()
+
+    def body() -> Result:
+        with job_guard(cfg, args, "prune"):
+            backups = scan_backups(cfg["backup_dir"])
+            decision = select_retention(backup_items_for_retention(cfg, backups), cfg["retention"])
+            newest = newest_verified(backups)
+            deleted = []
+            for item in decision.delete:
+                assert item is not newest and item.verified
+                if not args.dry_run:
+                    os.unlink(item.path)           # backup first, then its manifest
+                    remove_quietly(item.manifest_path)
+                deleted.append(item.path)
+            if deleted and not args.dry_run:
+                fsync_path(cfg["backup_dir"])
+            kept = [{"path": i.path, "tiers": r} for i, r in decision.keep]
+            verb = "would delete" if args.dry_run else "deleted"
+            lines = [f"prune{' (dry run)' if args.dry_run else ''}: kept {len(kept)}, {verb} {len(deleted)}"]
+            if decision.blocked:
+                lines.append(f"  nothing pruned: {decision.blocked}")
+                LOG.warning(f"prune: nothing pruned: {decision.blocked}", extra={"stderr": False})
+            lines += [f"  {verb}: {p}" for p in deleted]
+            if deleted and not args.dry_run:
+                LOG.info(f"prune: deleted {len(deleted)} backup(s), kept {len(kept)}")
+            return Result(EXIT_OK, {"ok": True, "dry_run": args.dry_run, "kept": kept,
+                                    ("would_delete" if args.dry_run else "deleted"): deleted,
+                                    "blocked": decision.blocked, "policy": cfg["retention"],
+                                    "message": f"kept {len(kept)}, {verb} {len(deleted)}"}, "\n".join(lines))
+
+    return run_job(cfg, "prune", started, body)
+
+
+def cmd_list(cfg: dict, args) -> Result:
+    backups = scan_backups(cfg["backup_dir"])
+    decision = select_retention(backup_items_for_retention(cfg, backups), cfg["retention"])
+    tiers = {id(i): r for i, r in decision.keep}
+    rows = []
+    for b in reversed(backups):
+        rows.append({"path": b.path, "time": iso(b.ts), "age_seconds": round(now() - b.ts), "size": b.size,
+                     "verified": b.verified, "problem": b.problem,
+                     "kept_by": tiers.get(id(b), []) if b.verified else [],
+                     "label": (b.manifest or {}).get("label")})
+    quarantine = [{"report": a["name"], "time": iso(a["ts"]), "reason": a["reason"]}
+                  for a in quarantine_attempts(cfg["backup_dir"])]
+    lines = [f"{'time (UTC)':<21} {'size':>10}  {'verified':<8}  kept by / problem"]
+    for r in rows:
+        note = ",".join(r["kept_by"]) or "(next prune deletes it)" if r["verified"] else f"NOT USED: {r['problem']}"
+        lines.append(f"{r['time']:<21} {human_size(r['size']):>10}  {'yes' if r['verified'] else 'NO':<8}  {note}"
+                     f"{'  [' + r['label'] + ']' if r['label'] else ''}\n    {r['path']}")
+    if not rows:
+        lines.append(f"(no backups in {cfg['backup_dir']})")
+    if quarantine:
+        lines.append(f"quarantine ({os.path.join(cfg['backup_dir'], 'quarantine')}): {len(quarantine)} failed copies")
+    if decision.blocked:
+        lines.append(f"prune would delete nothing: {decision.blocked}")
+    return Result(EXIT_OK, {"ok": True, "backups": rows, "quarantine": quarantine, "blocked": decision.blocked},
+                  "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def choose_backup(cfg: dict, args) -> Backup:
+    backups = scan_backups(cfg["backup_dir"])
+    if args.backup:
+        path = os.path.abspath(args.backup)
+        if path.endswith(MANIFEST_SUFFIX):
+            path = path[: -len(MANIFEST_SUFFIX)]
+        name = os.path.basename(path)
+        if not BACKUP_RE.match(name) or not os.path.isfile(path):
+            raise ToolError(f"--backup {args.backup}: not a backup file (expected moneytracker-<time>.db.zst|.gz)")
+        for b in scan_backups(os.path.dirname(path)):
+            if b.name == name:
+                return b
+        raise ToolError(f"--backup {args.backup}: not found")
+    newest = newest_verified(backups)
+    if newest is None:
+        raise ToolError(f"there is no verified backup in {cfg['backup_dir']} to restore")
+    return newest
+
+
+def cmd_restore(cfg: dict, args) -> Result:
+    started = now()
+    try:
+        db = resolve_database(cfg)
+        exists = True
+    except MissingDatabase:
+        if cfg["database"]:
+            db, exists = cfg["database"], False
+        else:
+            raise
+    backup = choose_backup(cfg, args)
+    ts = stamp(started)
+    aside = {p: f"{db}.pre-restore-{ts}" + p[len(db):] for p in [db] + sqlite_side_files(db) if os.path.exists(p)}
+    when = iso((backup.manifest or {}).get("started_epoch", backup.ts))
+    plan = {"backup": backup.path, "backup_time": when, "database": db, "database_exists": exists,
+            "aside": aside, "stop_command": cfg["stop_command"], "start_command": cfg["start_command"]}
+    if not args.yes:
+        lines = ["restore plan (nothing changed; run again with --yes to do it):",
+                 f"  backup:  {backup.path}", f"           taken {when} ({human_age(now() - backup.ts)} ago)"
+                 + ("" if backup.verified else f"  NOT VERIFIED: {backup.problem}"),
+                 f"  target:  {db}{'' if exists else ' (does not exist yet)'}",
+                 f"  stop:    {shlex.join(cfg['stop_command']) if cfg['stop_command'] else '(no stop_command: needs --writers-stopped)'}"]
+        lines += [f"  aside:   {src} -> {dst}" for src, dst in aside.items()]
+        lines.append(f"  start:   {shlex.join(cfg['start_command']) if cfg['start_command'] else '(no start_command)'}")
+        return Result(EXIT_LOCKED, {"ok": False, "confirmation_required": True, "plan": plan,
+                                    "message": "confirmation required: re-run with --yes"}, "\n".join(lines))
+    if not cfg["stop_command"] and not args.writers_stopped:
+        raise UsageError("restore needs stop_command (config or --stop-command) to stop the database writers, "
+                         "or --writers-stopped to confirm they are already stopped")
+
+    def body() -> Result:
+        return do_restore(cfg, args, db, exists, backup, aside, started, when)
+
+    return run_job(cfg, "restore", started, body)
+
+
+def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
+    db_dir = os.path.dirname(db)
+    if not os.path.isdir(db_dir):
+        raise ToolError(f"the database directory {db_dir} does not exist")
+    base = os.path.basename(db)
+    clean_prefix = f".{base}.restore-"
+    with contextlib.suppress(OSError):
+        for name in os.listdir(db_dir):
+            p = os.path.join(db_dir, name)
+            if name.startswith(clean_prefix) and os.path.isfile(p) and os.path.getmtime(p) < started:
+                os.unlink(p)
+    tmp = os.path.join(db_dir, f"{clean_prefix}{os.getpid()}.tmp")
+    replaced_stat = os.stat(db) if exists else None
+    took_lock = None
+    moved: list[tuple[str, str]] = []
+    swapped = False
+    try:
+        try:
+            verify_backup(backup, tmp)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise ToolError(f"not enough space in {db_dir} (filesystem {mount_point(db_dir)}) to decompress "
+                                f"{backup.path}: {one_line(exc)}; nothing changed") from exc
+            raise
+        # owner / mode of the file being replaced (or db_owner)
+        if cfg["db_owner"]:
+            uid, gid, mode = parse_owner(cfg["db_owner"])
+            if mode is None:
+                mode = stat.S_IMODE(replaced_stat.st_mode) if replaced_stat else 0o640
+        elif replaced_stat:
+            uid, gid, mode = replaced_stat.st_uid, replaced_stat.st_gid, stat.S_IMODE(replaced_stat.st_mode)
+        else:
+            dst = os.stat(db_dir)
+            uid, gid, mode = dst.st_uid, dst.st_gid, 0o640
+        os.chown(tmp, uid, gid)
+        os.chmod(tmp, mode)
+        fsync_path(tmp)
+
+        record = read_lock(cfg)
+        if token_matches(record, getattr(args, "lock_token", None)):
+            pass
+        elif getattr(args, "lock_token", None) and record is None:
+            raise ToolError("--lock-token given but the maintenance lock is not held; refusing", EXIT_LOCKED)
+        else:
+            took_lock = acquire_lock(cfg, owner=f"restore by {who_am_i()}", host=socket.gethostname(),
+                                     play=getattr(args, "play", None) or "moneytracker-db restore",
+                                     reason=f"restore of {backup.name}", ttl=cfg["lock_ttl_seconds"])
+        with jobs_lock(cfg, "restore", getattr(args, "jobs_wait", None) or 600.0):
+            if cfg["stop_command"]:
+                try:
+                    run_hook(cfg["stop_command"], "stop_command")
+                except ToolError:
+                    with contextlib.suppress(ToolError):
+                        if cfg["start_command"]:
+                            run_hook(cfg["start_command"], "start_command (after failed stop)")
+                    raise
+            try:
+                for src, dst in aside.items():
+                    if os.path.exists(src):
+                        os.rename(src, dst)
+                        moved.append((src, dst))
+                fsync_path(db_dir)
+                os.rename(tmp, db)
+                swapped = True
+                fsync_path(db_dir)
+            except OSError as exc:
+                for src, dst in reversed(moved):
+                    with contextlib.suppress(OSError):
+                        if not os.path.exists(src):
+                            os.rename(dst, src)
+                with contextlib.suppress(OSError):
+                    fsync_path(db_dir)
+                moved.clear()
+                raise ToolError(f"restore swap failed: {one_line(exc)}; the previous database was put back") from exc
+            start_error = None
+            if cfg["start_command"]:
+                try:
+                    run_hook(cfg["start_command"], "start_command")
+                except ToolError as exc:
+                    start_error = exc.message
+            try:
+                rows = quick_check_file(db, cfg["busy_timeout_ms"])
+            except sqlite3.DatabaseError as exc:
+                rows = [f"error: {exc}"]
+    finally:
+        remove_quietly(tmp, *sqlite_side_files(tmp))
+        if took_lock:
+            with contextlib.suppress(ToolError, OSError):
+                release_lock(cfg, took_lock["token"])
+
+    aside_done = dict(moved)
+    data = {"ok": True, "restored": backup.path, "backup_time": when, "database": db, "aside": aside_done,
+            "quick_check": rows, "message": f"restored {backup.name} into {db}"}
+    lines = [f"restore done: {db}", f"  from backup {backup.path} (taken {when})"]
+    lines += [f"  previous file kept aside: {dst}" for dst in aside_done.values()] or ["  (there was no previous file)"]
+    if start_error:
+        raise ToolError(f"restored {backup.name} into {db} (previous files aside: "
+                        f"{', '.join(aside_done.values()) or 'none'}) but {start_error}", EXIT_FAILED, **data)
+    if rows != ["ok"]:
+        raise ToolError(f"restored {backup.name} into {db} but its quick_check FAILED: {'; '.join(rows[:2])}; "
+                        f"previous files aside: {', '.join(aside_done.values()) or 'none'}", EXIT_FAILED, **data)
+    LOG.warning(f"restore: {backup.path} (taken {when}) restored into {db}; previous files kept aside: "
+                f"{', '.join(aside_done.values()) or 'none'}", extra={"stderr": False})
+    return Result(EXIT_OK, data, "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- status / metrics
+
+
+def snapshot(cfg: dict) -> dict:
+    t = now()
+    jobs = {}
+    recorded = load_status(cfg)["jobs"]
+    for job in JOBS:
+        rec = dict(recorded.get(job, {}))
+        if rec:
+            rec["age_seconds"] = round(t - rec["last_run_epoch"]) if "last_run_epoch" in rec else None
+            rec["success_age_seconds"] = (round(t - rec["last_success_epoch"])
+                                          if "last_success_epoch" in rec else None)
+        jobs[job] = rec or None
+    backups = scan_backups(cfg["backup_dir"])
+    newest = newest_verified(backups)
+    fs = {"backup_dir": cfg["backup_dir"], "filesystem": None, "free_bytes": None}
+    if os.path.isdir(cfg["backup_dir"]):
+        fs.update(filesystem=mount_point(cfg["backup_dir"]), free_bytes=free_bytes(cfg["backup_dir"]))
+    record = read_lock(cfg)
+    return {
+        "jobs": jobs,
+        "newest_backup": None if newest is None else {
+            "path": newest.path, "time": iso(newest.ts), "epoch": newest.ts,
+            "age_seconds": round(t - newest.ts), "size": newest.size},
+        "backups_count": sum(1 for b in backups if b.verified),
+        "unverified_files": [b.path for b in backups if not b.verified],
+        "quarantined": len(quarantine_attempts(cfg["backup_dir"])),
+        "backup_fs": fs,
+        "maintenance_lock": {"state": lock_state(record), "owner": public_lock(record)},
+    }
+
+
+def render_metrics(snap: dict) -> str:
+    out: list[str] = []
+
+    def metric(name, help_text, samples):
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} gauge")
+        for labels, value in samples:
+            label = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+            out.append(f"{name}{label} {value}")
+
+    jobs = {j: r for j, r in snap["jobs"].items() if r}
+    metric("moneytracker_db_last_success_timestamp_seconds", "Unix time of the last successful run of the job.",
+           [({"job": j}, r.get("last_success_epoch", 0)) for j, r in jobs.items()])
+    metric("moneytracker_db_last_run_timestamp_seconds", "Unix time of the last run of the job (any result).",
+           [({"job": j}, r.get("last_run_epoch", 0)) for j, r in jobs.items()])
+    metric("moneytracker_db_last_run_success", "1 if the last run of the job succeeded, 0 if it failed or was skipped.",
+           [({"job": j}, 1 if r.get("result") == "ok" else 0) for j, r in jobs.items()])
+    newest = snap["newest_backup"]
+    metric("moneytracker_db_newest_backup_timestamp_seconds", "Unix time of the newest verified backup (0: none).",
+           [({}, newest["epoch"] if newest else 0)])
+    metric("moneytracker_db_newest_backup_size_bytes", "Size of the newest verified backup file (compressed).",
+           [({}, newest["size"] if newest else 0)])
+    metric("moneytracker_db_backups_count", "Number of verified backups in backup_dir.", [({}, snap["backups_count"])])
+    metric("moneytracker_db_backup_fs_free_bytes", "Free bytes on the filesystem of backup_dir.",
+           [({}, snap["backup_fs"]["free_bytes"] or 0)])
+    state = snap["maintenance_lock"]["state"]
+    metric("moneytracker_db_maintenance_lock_held", "1 while the maintenance lock is held (stale included).",
+           [({}, 0 if state == "free" else 1)])
+    metric("moneytracker_db_maintenance_lock_stale", "1 while the maintenance lock is past its TTL.",
+           [({}, 1 if state == "stale" else 0)])
+    return "\n".join(out) + "\n"
+
+
+def refresh_textfile(cfg: dict) -> str | None:
+    if not cfg.get("textfile_dir"):
+        return None
+    path = os.path.join(cfg["textfile_dir"], "moneytracker_db.prom")
+    try:
+        ensure_dir(cfg["textfile_dir"], mode=0o755)
+        atomic_write(path, render_metrics(snapshot(cfg)).encode(), 0o644)
+    except (OSError, ToolError) as exc:
+        LOG.warning(f"metrics: could not write {path}: {exc}")
+        return None
+    return path
+
+
+def cmd_status(cfg: dict, args) -> Result:
+    snap = snapshot(cfg)
+    if args.textfile:
+        if not cfg.get("textfile_dir"):
+            raise UsageError("--textfile needs textfile_dir (config or --textfile-dir)")
+        snap["textfile"] = refresh_textfile(cfg)
+    lines = [f"{'job':<12} {'result':<8} {'last run':<21} {'age':>8}  {'last success':<21} {'age':>8}"]
+    for job, rec in snap["jobs"].items():
+        if not rec:
+            lines.append(f"{job:<12} {'never':<8}")
+            continue
+        lines.append(f"{job:<12} {rec.get('result', '?'):<8} {rec.get('last_run', '-'):<21} "
+                     f"{human_age(rec.get('age_seconds')):>8}  {rec.get('last_success') or 'never':<21} "
+                     f"{human_age(rec.get('success_age_seconds')):>8}"
+                     + (f"\n{'':<13}{rec.get('message')}" if rec.get("result") != "ok" and rec.get("message") else ""))
+    n = snap["newest_backup"]
+    lines.append(f"newest verified backup: {n['path']} ({n['time']}, {human_age(n['age_seconds'])} ago, "
+                 f"{human_size(n['size'])})" if n else "newest verified backup: NONE")
+    lines.append(f"verified backups: {snap['backups_count']}; quarantined copies: {snap['quarantined']}")
+    fs = snap["backup_fs"]
+    lines.append(f"backup filesystem: {fs['filesystem']} free {human_size(fs['free_bytes'])}")
+    lk = snap["maintenance_lock"]
+    if lk["state"] == "free":
+        lines.append("maintenance lock: free")
+    else:
+        lines.append(f"maintenance lock: {lk['state'].upper()} by {holder_text(lk['owner'])}"
+                     + (f"; clear it with: {UNLOCK_HINT}" if lk["state"] == "stale" else ""))
+    return Result(EXIT_OK, {"ok": True, **snap}, "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- lock commands
+
+
+def cmd_lock(cfg: dict, args) -> Result:
+    action = args.lock_action
+    if action == "acquire":
+        ttl = args.ttl if args.ttl is not None else cfg["lock_ttl_seconds"]
+        if ttl < 1:
+            raise UsageError("--ttl must be >= 1")
+        record = acquire_lock(cfg, args.owner, args.host or socket.gethostname(), args.play, args.reason,
+                              ttl, args.wait)
+        return Result(EXIT_OK, {"ok": True, "token": record["token"], "lock": public_lock(record),
+                                "message": f"acquired by {holder_text(record)}"}, record["token"])
+    if action == "release":
+        state = release_lock(cfg, args.token)
+        return Result(EXIT_OK, {"ok": True, "state": state, "message": f"lock {state}"},
+                      "lock released" if state == "released" else "lock already free")
+    if action == "status":
+        record = read_lock(cfg)
+        state = lock_state(record)
+        data = {"ok": state == "free", "state": state, "lock": public_lock(record)}
+        if state == "free":
+            return Result(EXIT_OK, data, "maintenance lock: free")
+        if state == "stale":
+            data["clear_with"] = UNLOCK_HINT
+            return Result(EXIT_STALE, data, stale_text(record))
+        return Result(EXIT_LOCKED, data, f"maintenance lock: held by {holder_text(record)} (pid {record.get('pid')}"
+                                         f"{', reason: ' + record['reason'] if record.get('reason') else ''}); "
+                                         f"expires {record.get('expires_at')}")
+    if action == "break":
+        if not args.force:
+            raise UsageError("lock break needs --force (it is the only forced release; prefer 'lock release --token')")
+        record = read_lock(cfg)
+        if record is None:
+            return Result(EXIT_OK, {"ok": True, "state": "free", "message": "lock already free"},
+                          "maintenance lock: already free")
+        state = lock_state(record)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path(cfg))
+        fsync_path(cfg["state_dir"])
+        LOG.warning(f"lock: BROKEN by {who_am_i()} on {socket.gethostname()} (reason: {args.reason or 'none given'}): "
+                    f"was {state}, held by {holder_text(record)}", extra={"stderr": False})
+        return Result(EXIT_OK, {"ok": True, "state": "broken", "was": public_lock(record), "was_state": state,
+                                "message": f"broke the lock of {holder_text(record)}"},
+                      f"maintenance lock broken (was {state}, held by {holder_text(record)})")
+    raise UsageError("lock needs one of: acquire, release, status, break")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def common_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    g = p.add_argument_group("common options (each overrides the config file key of the same name)")
+    g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    g.add_argument("--config", metavar="PATH", help=f"config file (default {DEFAULT_CONFIG}; env {CONFIG_ENV})")
+    g.add_argument("--database", metavar="PATH")
+    g.add_argument("--volume", metavar="NAME")
+    g.add_argument("--database-name", metavar="NAME")
+    g.add_argument("--backup-dir", metavar="PATH")
+    g.add_argument("--state-dir", metavar="PATH")
+    g.add_argument("--lock-ttl-seconds", type=int, metavar="S")
+    g.add_argument("--busy-timeout-ms", type=int, metavar="MS")
+    g.add_argument("--compression", choices=("auto", "zstd", "gzip"))
+    g.add_argument("--retention-daily", type=int, metavar="N")
+    g.add_argument("--retention-weekly", type=int, metavar="N")
+    g.add_argument("--retention-monthly", type=int, metavar="N")
+    g.add_argument("--stop-command", metavar="ARGV", help="JSON list or shell words")
+    g.add_argument("--start-command", metavar="ARGV", help="JSON list or shell words")
+    g.add_argument("--textfile-dir", metavar="PATH")
+    g.add_argument("--offsite-path", metavar="PATH")
+    g.add_argument("--offsite-rsync", metavar="DEST")
+    g.add_argument("--db-owner", metavar="UID:GID[:MODE]")
+    return p
+
+
+def job_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    p.add_argument("--lock-token", metavar="T", help="run under the maintenance lock held with this token")
+    p.add_argument("--jobs-wait", type=float, metavar="S",
+                   help="wait up to S seconds for another running job (default 0; 600 with --lock-token)")
+    return p
+
+
+def build_parser() -> Parser:
+    common = common_options()
+    jobopt = job_options()
+    parser = Parser(prog=TOOL, description="Backups, checks, restores and the maintenance lock for the "
+                                           "MoneyTracker SQLite database.",
+                    epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    parents=[common])
+    parser.add_argument("--version", action="version", version=f"{TOOL} {VERSION}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def add(name, func, help_text, parents=(common,)):
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=list(parents),
+                           epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("backup", cmd_backup, "verified online backup (backup API in one step) into backup_dir",
+            (common, jobopt))
+    p.add_argument("--allow-missing", action="store_true", help="no database yet: exit 0 with skipped")
+    p.add_argument("--label", help="free text stored in the manifest (e.g. pre-migration)")
+    p.add_argument("--no-offsite", action="store_true", help="do not copy this backup offsite")
+
+    p = add("check", cmd_check, "quick_check of the live db (default) or full check of the newest backup",
+            (common, jobopt))
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="PRAGMA quick_check on the live database (default)")
+    mode.add_argument("--full", action="store_true",
+                      help="integrity_check + foreign_key_check of the newest verified backup")
+    p.add_argument("--allow-missing", action="store_true", help="no database yet: exit 0 with skipped (--quick)")
+
+    p = add("prune", cmd_prune, "delete backups no retention tier keeps", (common, jobopt))
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+
+    p = add("restore", cmd_restore, "restore a verified backup over the live database (needs --yes)")
+    p.add_argument("--backup", metavar="PATH", help="backup file (default: the newest verified)")
+    p.add_argument("--yes", action="store_true", help="really do it (without: print the plan, exit 3)")
+    p.add_argument("--lock-token", metavar="T", help="the maintenance lock is already held with this token")
+    p.add_argument("--writers-stopped", action="store_true",
+                   help="no stop_command: confirm the database writers are already stopped")
+    p.add_argument("--play", metavar="P", help="name recorded in the lock taken by the restore")
+    p.add_argument("--jobs-wait", type=float, metavar="S", help="wait up to S seconds for a running job (600)")
+
+    p = add("status", cmd_status, "job results, newest backup, free space, lock state")
+    p.add_argument("--textfile", action="store_true", help="also rewrite the node-exporter textfile")
+
+    add("list", cmd_list, "backups with time, size, verified, and the tier that keeps them")
+
+    p = add("lock", cmd_lock, "the maintenance lock: acquire, release, status, break")
+    lsub = p.add_subparsers(dest="lock_action", metavar="ACTION", parser_class=Parser)
+    a = lsub.add_parser("acquire", parents=[common], help="take the lock; prints the token",
+                        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("--owner", required=True, help="who (e.g. migration, operator name)")
+    a.add_argument("--host", help="where the holder runs (default: this host name)")
+    a.add_argument("--play", default="manual", help="which play or procedure")
+    a.add_argument("--ttl", type=int, metavar="S", help="seconds until the lock is stale (lock_ttl_seconds)")
+    a.add_argument("--wait", type=float, default=0.0, metavar="S", help="poll up to S seconds while it is held")
+    a.add_argument("--reason", metavar="R")
+    r = lsub.add_parser("release", parents=[common], help="release the lock held with this token")
+    r.add_argument("--token", required=True)
+    lsub.add_parser("status", parents=[common], help="free (0) / held (3) / stale (4) and the owner record")
+    b = lsub.add_parser("break", parents=[common], help="forced release (logged); use via unlock.yml")
+    b.add_argument("--force", action="store_true")
+    b.add_argument("--reason", metavar="R")
+    return parser
+
+
+def emit(result: Result, json_mode: bool, command: str) -> None:
+    if json_mode:
+        data = {"command": command, **result.data, "exit_code": result.code}
+        data.pop("_status", None)
+        sys.stdout.write(json.dumps(data, sort_keys=True, default=str) + "\n")
+    elif result.text:
+        sys.stdout.write(result.text.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
+    json_mode = "--json" in argv
+    command = next((a for a in argv if not a.startswith("-")), "?")
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help / --version
+            return int(exc.code or 0)
+        json_mode = bool(getattr(args, "json", False)) or json_mode
+        command = args.command or "?"
+        if command == "lock":
+            command = f"lock {args.lock_action or ''}".strip()
+        if not args.command or (args.command == "lock" and not args.lock_action):
+            raise UsageError("a command is required (see --help)")
+        cfg = load_config(args)
+        result = args.func(cfg, args)
+    except Skip as exc:
+        LOG.warning(f"{command}: {exc.message}", extra={"stderr": False})
+        result = Result(exc.code, {"ok": False, "skipped": exc.message, **exc.details}, exc.message)
+    except ToolError as exc:
+        LOG.error(f"{command}: FAILED: {one_line(exc.message)}")
+        result = Result(exc.code, {"ok": False, "error": exc.message, **exc.details}, "")
+    except KeyboardInterrupt:
+        LOG.error(f"{command}: FAILED: interrupted")
+        result = Result(EXIT_FAILED, {"ok": False, "error": "interrupted"}, "")
+    except Exception as exc:  # a bug: one clear line, then the traceback on stderr
+        LOG.error(f"{command}: FAILED: internal error: {one_line(repr(exc))}")
+        import traceback
+        traceback.print_exc(file=sys.stderr)
+        result = Result(EXIT_FAILED, {"ok": False, "error": f"internal error: {exc!r}"}, "")
+    emit(result, json_mode, command)
+    return result.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
