@@ -1,0 +1,1 @@
+"""MoneyTracker: a small accounts-and-transactions API on SQLite (the collection's reference app)."""
