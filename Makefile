@@ -46,8 +46,10 @@ collection: $(VENV)/.installed
 docker-check:
 	@docker info >/dev/null 2>&1 || { echo "No Docker engine answers. Install docker.io and start dockerd (see README, or run .ci/run)." >&2; exit 1; }
 
+# Cached: rebuilt only when their inputs change (see the scripts).
 images: docker-check
 	scripts/build-images.sh testhost
+	@if [ -x examples/moneytracker/build.sh ]; then examples/moneytracker/build.sh --local-base --save $(BUILD)/images; fi
 
 lint: setup
 	yamllint --strict .

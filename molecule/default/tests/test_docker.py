@@ -6,6 +6,7 @@ limits) to a container it starts. What it does not prove: the docker_ce source (
 repository is unreachable from this test bed).
 """
 import json
+import re
 
 import pytest
 
@@ -32,7 +33,7 @@ def busybox_image(host):
 
 @pytest.fixture
 def container(host, busybox_image, request):
-    name = f"mt-test-{request.node.name}"[:60]
+    name = "mt-test-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", request.node.originalname)[:50]
     created = []
 
     def run(*opts):
