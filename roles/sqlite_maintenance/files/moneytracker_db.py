@@ -1178,12 +1178,16 @@ def do_backup(cfg: dict, args, db: str, started: float) -> Result:
     final_manifest = final + MANIFEST_SUFFIX
     busy = cfg["busy_timeout_ms"]
 
-    def disk_full(exc: BaseException) -> ToolError:
-        return ToolError(f"backup filesystem {fs} is full (backup_dir {bdir}, {human_size(free_bytes(bdir))} free): "
-                         f"{one_line(exc)}; temporary files removed, previous backups and the live database untouched",
-                         EXIT_FAILED, filesystem=fs, free_bytes=free_bytes(bdir))
-
     needed = sum(os.path.getsize(p) for p in [db] + sqlite_side_files(db) if os.path.exists(p))
+
+    def disk_full(exc: BaseException) -> ToolError:
+        st = os.statvfs(bdir)
+        return ToolError(f"backup filesystem {fs} is full (backup_dir {bdir}; filesystem size "
+                         f"{human_size(st.f_blocks * st.f_frsize)}, the database is {human_size(needed)} and a backup "
+                         f"needs about that much again while it is written): {one_line(exc)}; temporary files removed, "
+                         "previous backups and the live database untouched",
+                         EXIT_FAILED, filesystem=fs, needed_bytes=needed)
+
     if free_bytes(bdir) < needed:
         raise disk_full(OSError(errno.ENOSPC, f"need at least {human_size(needed)} for the raw copy"))
 
