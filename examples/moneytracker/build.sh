@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Build the MoneyTracker reference images:
+#   moneytracker/backend:1.0.0  moneytracker/backend:2.0.0  moneytracker/backend:2.1.0-broken
+#   moneytracker/frontend:1.0.0
+#
+#   examples/moneytracker/build.sh [--local-base] [--save DIR] [--no-cache]
+#
+#   --local-base  build on moneytracker-local/debian:trixie (made by scripts/build-images.sh base)
+#                 instead of the public python/debian/nginx images: for machines with no registry.
+#   --save DIR    also write one `docker save` tarball per image (DIR/moneytracker-backend-1.0.0.tar
+#                 ...), rewritten only when the image ID changed: how images reach air-gapped hosts.
+#   --no-cache    rebuild every image without Docker's layer cache (to measure a clean build).
+#
+# Env: PYTHON_IMAGE, DEBIAN_IMAGE, NGINX_IMAGE (base images; public defaults), SOURCE_URL (OCI label),
+#      BUILD_CA_CERTS (PEM file of extra CAs pip must trust inside the build; default: the host's
+#      /usr/local/share/ca-certificates/*.crt, if any; set it empty to pass none).
+# An image whose label org.moneytracker.inputs equals the hash of its inputs (files, build args,
+# base image ID) is skipped, so a rerun takes seconds.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PYTHON_IMAGE="${PYTHON_IMAGE:-python:3.13-slim-trixie}"
+DEBIAN_IMAGE="${DEBIAN_IMAGE:-debian:trixie-slim}"
+NGINX_IMAGE="${NGINX_IMAGE:-nginx:1.27-bookworm}"
+SOURCE_URL="${SOURCE_URL:-https://example.invalid/moneytracker}"
+BACKEND_RELEASES=(1.0.0 2.0.0 2.1.0-broken)
+FRONTEND_VERSION=1.0.0
+LABEL=org.moneytracker.inputs
+
+log() { printf '[moneytracker-build] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+local_base=false save_dir="" no_cache=false
+while (($#)); do
+  case "$1" in
+    --local-base) local_base=true ;;
+    --save) [[ $# -ge 2 ]] || die "--save needs a directory"; save_dir="$2"; shift ;;
+    --save=*) save_dir="${1#--save=}" ;;
+    --no-cache) no_cache=true ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+  shift
+done
+
+command -v docker >/dev/null || die "docker CLI not found"
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer (is dockerd running?)"
+
+# One build at a time on this machine (the Makefile, Molecule and a developer may all call this).
+exec 9>"${TMPDIR:-/tmp}/moneytracker-build.lock"
+flock 9
+
+if $local_base; then
+  "$ROOT/scripts/build-images.sh" base
+  PYTHON_IMAGE="${MONEYTRACKER_BASE_IMAGE:-moneytracker-local/debian:trixie}"
+  DEBIAN_IMAGE="$PYTHON_IMAGE"
+  NGINX_IMAGE="$PYTHON_IMAGE"
+fi
+
+if [[ -z "${BUILD_CA_CERTS+set}" ]]; then
+  extra_ca="$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)"
+elif [[ -n "$BUILD_CA_CERTS" ]]; then
+  extra_ca="$(cat "$BUILD_CA_CERTS")"
+else
+  extra_ca=""
+fi
+
+image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# Hash of a build context's files (what .dockerignore lets in), the build args and the base
+# images' IDs (their names when they are not present locally).
+inputs_hash() {
+  local ctx="$1"; shift
+  {
+    (cd "$ctx" && find . -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path './*.egg-info/*' \
+        ! -path './build/*' ! -path './dist/*' ! -path './.venv/*' ! -path './tests/*' \
+        ! -name '*.gz' ! -name '*.br' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    local arg
+    for arg in "$@"; do
+      echo "arg $arg"
+      case "$arg" in *_IMAGE=*) echo "id $(image_id "${arg#*=}")" ;; esac
+    done
+  } | sha256sum | cut -c1-16
+}
+
+size_of() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0fMB", $1/1e6}'; }
+
+built=() skipped=()
+build() {  # build TAG CONTEXT ARG...
+  local tag="$1" ctx="$2"; shift 2
+  local want; want="$(inputs_hash "$ctx" "$@")"
+  if ! $no_cache && [[ "$(docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$tag" 2>/dev/null || true)" == "$want" ]]; then
+    log "up to date: $tag ($(size_of "$tag"))"
+    skipped+=("$tag"); return 0
+  fi
+  local args=(build -q --label "$LABEL=$want" -t "$tag")
+  $no_cache && args+=(--no-cache)
+  local a
+  for a in "$@"; do args+=(--build-arg "$a"); done
+  [[ "$ctx" == */backend ]] && args+=(--build-arg "EXTRA_CA_CERTS=$extra_ca")
+  local start=$SECONDS out
+  if ! out="$(docker "${args[@]}" "$ctx" 2>&1)"; then
+    printf '%s\n' "$out" | grep -v -E 'legacy builder is deprecated|Install the buildx|docs.docker.com/go/buildx|^ *$' | tail -40 >&2
+    die "FAILED: $tag"
+  fi
+  log "built: $tag in $((SECONDS - start))s ($(size_of "$tag"))"
+  built+=("$tag")
+}
+
+total_start=$SECONDS
+for release in "${BACKEND_RELEASES[@]}"; do
+  build "moneytracker/backend:$release" "$HERE/backend" \
+    "PYTHON_IMAGE=$PYTHON_IMAGE" "RELEASE=$release" "SOURCE_URL=$SOURCE_URL"
+done
+build "moneytracker/frontend:$FRONTEND_VERSION" "$HERE/frontend" \
+  "DEBIAN_IMAGE=$DEBIAN_IMAGE" "NGINX_IMAGE=$NGINX_IMAGE" "VERSION=$FRONTEND_VERSION" "SOURCE_URL=$SOURCE_URL"
+log "done in $((SECONDS - total_start))s: ${#built[@]} built, ${#skipped[@]} up to date"
+
+if [[ -n "$save_dir" ]]; then
+  mkdir -p "$save_dir"
+  for tag in "${BACKEND_RELEASES[@]/#/moneytracker/backend:}" "moneytracker/frontend:$FRONTEND_VERSION"; do
+    file="$save_dir/${tag//[\/:]/-}.tar"
+    want="$(image_id "$tag")"; want="${want#sha256:}"
+    have=""
+    [[ -f "$file" ]] && have="$(tar -xOf "$file" manifest.json 2>/dev/null | grep -o '"Config":"[^"]*"' | grep -o '[0-9a-f]\{64\}' | head -1 || true)"
+    if [[ -n "$have" && "$have" == "$want" ]]; then
+      log "kept: $file (image unchanged)"
+      continue
+    fi
+    docker save -o "$file.tmp" "$tag"
+    chmod 0644 "$file.tmp"
+    mv -f "$file.tmp" "$file"
+    log "saved: $file ($(du -m "$file" | cut -f1)MB)"
+  done
+fi
