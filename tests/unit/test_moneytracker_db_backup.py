@@ -212,8 +212,8 @@ def damage(path: Path, table: str = "transactions") -> None:
 
 def test_corrupted_database_check_fails_backup_quarantined_prune_keeps_good(env, syslog):
     env.write_config(retention={"daily": 1, "weekly": 0, "monthly": 0})
-    assert env.run("backup").rc == 0
-    assert env.run("backup").rc == 0
+    assert env.call("backup").rc == 0
+    assert env.call("backup").rc == 0
     good = env.backups_with_manifest()
     assert len(good) == 2
     make_db(env.db.parent / "big.db", transactions=3000)
@@ -235,7 +235,7 @@ def test_corrupted_database_check_fails_backup_quarantined_prune_keeps_good(env,
     assert report["integrity_check"] != ["ok"]
     assert env.backups_with_manifest() == good  # not rotated in
 
-    r = env.run("prune", "--json")
+    r = env.call("prune", "--json")
     assert r.rc == 0 and r.data["deleted"] == [] and "newest backup attempt failed" in r.data["blocked"]
     assert env.backups_with_manifest() == good
     assert quarantined.exists()
@@ -243,8 +243,8 @@ def test_corrupted_database_check_fails_backup_quarantined_prune_keeps_good(env,
     # a good backup again: pruning resumes (daily=1 keeps only the newest of today)
     make_db(env.db.parent / "new.db")
     (env.db.parent / "new.db").replace(env.db)
-    assert env.run("backup").rc == 0
-    r = env.run("prune", "--json")
+    assert env.call("backup").rc == 0
+    r = env.call("prune", "--json")
     assert r.rc == 0 and sorted(r.data["deleted"]) == sorted(str(p) for p in good)
     assert len(env.backups_with_manifest()) == 1
     assert quarantined.exists()  # prune never touches quarantine
@@ -278,7 +278,7 @@ def test_check_quick_is_read_only_and_passes(env):
 
 
 def test_check_full_without_backup_fails(env):
-    r = env.run("check", "--full")
+    r = env.call("check", "--full")
     assert r.rc == 1 and "no verified backup" in r.err
 
 

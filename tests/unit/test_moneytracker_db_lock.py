@@ -91,24 +91,24 @@ def test_stale_lock_is_reported_never_stolen(env):
 
 
 def test_release_only_with_the_right_token(env):
-    token = env.run(*ACQUIRE).out.strip()
-    r = env.run("lock", "release", "--token", "0" * 32)
+    token = env.call(*ACQUIRE).out.strip()
+    r = env.call("lock", "release", "--token", "0" * 32)
     assert r.rc == 3 and "not its token" in r.err
     assert (env.state / "maintenance.lock").exists()
-    assert env.run("lock", "release", "--token", token).rc == 0
+    assert env.call("lock", "release", "--token", token).rc == 0
     assert not (env.state / "maintenance.lock").exists()
-    r = env.run("lock", "release", "--token", token, "--json")
+    r = env.call("lock", "release", "--token", token, "--json")
     assert r.rc == 0 and r.data["state"] == "free"
-    assert env.run("lock", "status").rc == 0
+    assert env.call("lock", "status").rc == 0
 
 
 def test_break_needs_force_and_is_logged(env, syslog):
-    env.run(*ACQUIRE)
-    r = env.run("lock", "break")
+    env.call(*ACQUIRE)
+    r = env.call("lock", "break")
     assert r.rc == 2 and "--force" in r.err
-    r = env.run("lock", "break", "--force", "--reason", "migration host died", "--json")
+    r = env.call("lock", "break", "--force", "--reason", "migration host died", "--json")
     assert r.rc == 0 and r.data["was"]["owner"] == "migration"
-    assert env.run("lock", "status", "--json").data["state"] == "free"
+    assert env.call("lock", "status", "--json").data["state"] == "free"
     lines = [m for m in syslog.messages() if "BROKEN" in m]
     assert len(lines) == 1
     assert "migration host died" in lines[0] and "migration@ctl-1 (migrate.yml)" in lines[0]
@@ -116,8 +116,8 @@ def test_break_needs_force_and_is_logged(env, syslog):
 
 @pytest.mark.parametrize("job", [["backup"], ["prune"], ["check", "--quick"], ["check", "--full"]])
 def test_cron_jobs_skip_while_locked_and_run_with_the_token(env, syslog, job):
-    assert env.run("backup").rc == 0
-    token = env.run(*ACQUIRE).out.strip()
+    assert env.call("backup").rc == 0
+    token = env.call(*ACQUIRE).out.strip()
     r = env.run(*job)
     assert r.rc == 75
     line = r.out.strip()
@@ -125,10 +125,10 @@ def test_cron_jobs_skip_while_locked_and_run_with_the_token(env, syslog, job):
     assert "\n" not in line
     assert any(line in m for m in syslog.messages())
     name = {"check": "check_full" if "--full" in job else "check_quick"}.get(job[0], job[0])
-    assert env.run("status", "--json").data["jobs"][name]["result"] == "skipped"
-    r = env.run(*job, "--lock-token", token, "--json")
+    assert env.call("status", "--json").data["jobs"][name]["result"] == "skipped"
+    r = env.call(*job, "--lock-token", token, "--json")
     assert r.rc == 0, r.err
-    r = env.run(*job, "--lock-token", "f" * 32)
+    r = env.call(*job, "--lock-token", "f" * 32)
     assert r.rc == 75 and "not the holder's" in r.out
 
 

@@ -41,7 +41,7 @@ def hooks(env, tmp_path):
 
 
 def backup(env) -> dict:
-    r = env.run("backup", "--json")
+    r = env.call("backup", "--json")
     assert r.rc == 0, r.err
     return r.data
 
@@ -92,7 +92,7 @@ def test_restore_with_stale_wal_equals_backup_and_keeps_old_files(env, hooks, tm
     assert sha256(main_aside) == old_sha
     assert Path(aside[str(env.db) + "-wal"]).read_bytes() == wal
     assert r.data["restored"] == data["backup"] and r.data["quick_check"] == ["ok"]
-    plain = env.run("restore", "--yes")  # plain output names backup, time and aside paths
+    plain = env.call("restore", "--yes")  # plain output names backup, time and aside paths
     assert plain.rc == 0 and "from backup" in plain.out and "kept aside" in plain.out
     assert not (env.state / "maintenance.lock").exists()  # released the lock it took
     assert env.run("status", "--json").data["jobs"]["restore"]["result"] == "ok"
@@ -117,7 +117,7 @@ def test_restore_without_yes_only_prints_the_plan(env, hooks):
     r = env.run("restore")
     assert r.rc == 3
     assert "run again with --yes" in r.out and "aside" in r.out and "stop:" in r.out
-    r = env.run("restore", "--json")
+    r = env.call("restore", "--json")
     assert r.rc == 3 and r.data["confirmation_required"] is True
     assert (sorted(os.listdir(env.db.parent)), sha256(env.db)) == before
     assert hooks() == []
@@ -147,7 +147,7 @@ def test_restore_refuses_backup_without_manifest(env, hooks):
 
 def test_restore_respects_the_maintenance_lock_and_accepts_the_holders_token(env, hooks):
     backup(env)
-    token = env.run("lock", "acquire", "--owner", "migration", "--host", "ctl", "--play", "migrate.yml").out.strip()
+    token = env.call("lock", "acquire", "--owner", "migration", "--host", "ctl", "--play", "migrate.yml").out.strip()
     r = env.run("restore", "--yes")
     assert r.rc == 3 and "held by migration@ctl (migrate.yml)" in r.err
     assert hooks() == []
@@ -161,7 +161,7 @@ def test_restore_needs_stop_command_or_writers_stopped(env):
     backup(env)
     r = env.run("restore", "--yes")
     assert r.rc == 2 and "stop_command" in r.err
-    r = env.run("restore", "--yes", "--writers-stopped")
+    r = env.call("restore", "--yes", "--writers-stopped")
     assert r.rc == 0, r.err
 
 

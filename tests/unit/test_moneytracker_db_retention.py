@@ -138,20 +138,20 @@ def test_prune_command_dry_run_and_unrecognised_files(env):
     """prune via the CLI: --dry-run deletes nothing; foreign files, orphan manifests untouched."""
     env.write_config(retention={"daily": 1, "weekly": 0, "monthly": 0})
     for _ in range(3):
-        assert env.run("backup").rc == 0
+        assert env.call("backup").rc == 0
     (env.backups / "notes.txt").write_text("operator notes")
     (env.backups / "moneytracker-20200101T000000Z.db.zst.manifest.json").write_text("{}")
     (env.backups / "moneytracker-20200102T000000Z.db.zst").write_bytes(b"no manifest")
     before = sorted(p.name for p in env.backups.iterdir())
-    r = env.run("prune", "--dry-run", "--json")
+    r = env.call("prune", "--dry-run", "--json")
     assert r.rc == 0 and len(r.data["would_delete"]) == 2
     assert sorted(p.name for p in env.backups.iterdir()) == before
-    r = env.run("prune", "--json")
+    r = env.call("prune", "--json")
     assert r.rc == 0 and len(r.data["deleted"]) == 2
     after = {p.name for p in env.backups.iterdir()}
     assert {"notes.txt", "moneytracker-20200101T000000Z.db.zst.manifest.json",
             "moneytracker-20200102T000000Z.db.zst"} <= after
     assert len(env.backups_with_manifest()) == 1
-    listed = env.run("list", "--json").data["backups"]
+    listed = env.call("list", "--json").data["backups"]
     assert [b["verified"] for b in listed] == [True, False]
     assert listed[0]["kept_by"] == ["newest", "daily"] and listed[1]["problem"] == "no manifest"

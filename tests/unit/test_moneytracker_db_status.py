@@ -31,10 +31,10 @@ def parse_prom(text: str) -> tuple[dict, dict]:
 
 
 def test_status_json_and_textfile(env):
-    backup = env.run("backup", "--json").data
-    assert env.run("check").rc == 0
-    assert env.run("prune").rc == 0
-    r = env.run("status", "--json")
+    backup = env.call("backup", "--json").data
+    assert env.call("check").rc == 0
+    assert env.call("prune").rc == 0
+    r = env.call("status", "--json")
     assert r.rc == 0
     s = r.data
     assert set(s["jobs"]) == {"backup", "prune", "check_quick", "check_full", "restore", "offsite"}
@@ -60,10 +60,10 @@ def test_status_json_and_textfile(env):
     assert [p.name for p in env.prom.iterdir()] == ["moneytracker_db.prom"]  # no temp file left
 
     # a failed run and a held lock show up after `status --textfile`
-    token = env.run("lock", "acquire", "--owner", "migration", "--play", "migrate.yml").out.strip()
-    assert env.run("backup").rc == 75
-    assert env.run("backup", "--lock-token", token, "--database", str(env.db.parent / "nope.db")).rc == 1
-    assert env.run("status", "--textfile").rc == 0
+    token = env.call("lock", "acquire", "--owner", "migration", "--play", "migrate.yml").out.strip()
+    assert env.call("backup").rc == 75
+    assert env.call("backup", "--lock-token", token, "--database", str(env.db.parent / "nope.db")).rc == 1
+    assert env.call("status", "--textfile").rc == 0
     samples, _ = parse_prom(prom.read_text())
     assert samples[("moneytracker_db_maintenance_lock_held", None)] == 1
     assert samples[("moneytracker_db_last_run_success", "backup")] == 0
@@ -76,10 +76,10 @@ def test_status_json_and_textfile(env):
 
 
 def test_list_plain_and_json(env):
-    assert env.run("backup").rc == 0
-    r = env.run("list")
+    assert env.call("backup").rc == 0
+    r = env.call("list")
     assert r.rc == 0 and "newest,daily,weekly,monthly" in r.out
-    data = env.run("list", "--json").data
+    data = env.call("list", "--json").data
     assert len(data["backups"]) == 1 and data["backups"][0]["verified"] is True
 
 
@@ -120,7 +120,7 @@ BAD_CONFIGS = [
 @pytest.mark.parametrize("overrides,key", BAD_CONFIGS, ids=[k for _, k in BAD_CONFIGS])
 def test_config_validation_exit_2_names_the_key(env, overrides, key):
     env.write_config(**overrides)
-    r = env.run("status", "--json")
+    r = env.call("status", "--json")
     assert r.rc == 2, r.err
     assert f"'{key}'" in r.err and r.err.count("\n") == 1
     assert r.data["key"] == key and r.data["exit_code"] == 2
@@ -128,20 +128,20 @@ def test_config_validation_exit_2_names_the_key(env, overrides, key):
 
 def test_backup_dir_inside_the_database_volume_is_refused(env):
     env.write_config(backup_dir=str(env.db.parent / "backups"))
-    r = env.run("backup")
+    r = env.call("backup")
     assert r.rc == 2 and "'backup_dir'" in r.err and "inside the database's directory" in r.err
 
 
 def test_config_file_problems_and_cli_overrides(env):
     env.config.write_text("{ not json")
-    r = env.run("status")
+    r = env.call("status")
     assert r.rc == 2 and "not valid JSON" in r.err
-    r = env.run("status", "--config", str(env.root / "missing.json"), config=False)
+    r = env.call("status", "--config", str(env.root / "missing.json"), config=False)
     assert r.rc == 2 and "does not exist" in r.err
     env.write_config()
-    r = env.run("backup", "--busy-timeout-ms", "soon")
+    r = env.call("backup", "--busy-timeout-ms", "soon")
     assert r.rc == 2 and "--busy-timeout-ms" in r.err
-    r = env.run("frobnicate", "--json")
+    r = env.call("frobnicate", "--json")
     assert r.rc == 2 and r.data["exit_code"] == 2
     # every key can come from the command line instead of a config file
     env.config.unlink()

@@ -511,7 +511,7 @@ def resolve_database(cfg: dict) -> str:
     else:
         raise ConfigError("database", "not set: set 'database' (path) or 'volume' + 'database_name'")
     if not os.path.isfile(path):
-        raise MissingDatabase(f"no database: {path} does not exist")
+        raise MissingDatabase(f"no database: {path} does not exist", path=path)
     return path
 
 
@@ -959,7 +959,7 @@ def compress_file(src: str, dst: str, method: str) -> None:
         with open(src, "rb") as fin, open(dst, "wb") as raw, \
                 gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
             shutil.copyfileobj(fin, gz, CHUNK)
-    os.chmod(dst, 0o600)
+    os.chmod(dst, 0o600)  # money data: readable by root only (backup_dir is 0700 too)
     fsync_path(dst)
 
 
@@ -1133,7 +1133,10 @@ def clean_tmp(tmp_dir: str, before: float) -> list[str]:
 def quarantine_copy(cfg: dict, raw_tmp: str, base: str, report: dict) -> str:
     qdir = os.path.join(cfg["backup_dir"], "quarantine")
     ensure_dir(qdir)
-    target = os.path.join(qdir, base + ".db")
+    target, n = os.path.join(qdir, base + ".db"), 0
+    while os.path.exists(target) or os.path.exists(target + ".report.json"):
+        n += 1
+        target = os.path.join(qdir, f"{base}.{n}.db")
     os.replace(raw_tmp, target)
     atomic_write(target + ".report.json", (json.dumps(report, indent=1, sort_keys=True) + "\n").encode(), 0o600)
     fsync_path(qdir)
@@ -1505,11 +1508,10 @@ def cmd_restore(cfg: dict, args) -> Result:
     try:
         db = resolve_database(cfg)
         exists = True
-    except MissingDatabase:
-        if cfg["database"]:
-            db, exists = cfg["database"], False
-        else:
-            raise
+    except MissingDatabase as exc:
+        if not exc.details.get("path"):
+            raise  # e.g. the Docker volume itself does not exist
+        db, exists = exc.details["path"], False
     backup = choose_backup(cfg, args)
     ts = stamp(started)
     aside = {p: f"{db}.pre-restore-{ts}" + p[len(db):] for p in [db] + sqlite_side_files(db) if os.path.exists(p)}
@@ -1524,6 +1526,11 @@ def cmd_restore(cfg: dict, args) -> Result:
                  f"  stop:    {shlex.join(cfg['stop_command']) if cfg['stop_command'] else '(no stop_command: needs --writers-stopped)'}"]
         lines += [f"  aside:   {src} -> {dst}" for src, dst in aside.items()]
         lines.append(f"  start:   {shlex.join(cfg['start_command']) if cfg['start_command'] else '(no start_command)'}")
+        record = read_lock(cfg)
+        if record is not None and not token_matches(record, getattr(args, "lock_token", None)):
+            lines.append(f"  lock:    {lock_state(record).upper()} by {holder_text(record)}: "
+                         "the restore needs its --lock-token (or the lock released)")
+            plan["lock"] = {"state": lock_state(record), "owner": public_lock(record)}
         return Result(EXIT_LOCKED, {"ok": False, "confirmation_required": True, "plan": plan,
                                     "message": "confirmation required: re-run with --yes"}, "\n".join(lines))
     if not cfg["stop_command"] and not args.writers_stopped:
@@ -1583,7 +1590,8 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
             took_lock = acquire_lock(cfg, owner=f"restore by {who_am_i()}", host=socket.gethostname(),
                                      play=getattr(args, "play", None) or "moneytracker-db restore",
                                      reason=f"restore of {backup.name}", ttl=cfg["lock_ttl_seconds"])
-        with jobs_lock(cfg, "restore", getattr(args, "jobs_wait", None) or 600.0):
+        jobs_wait = getattr(args, "jobs_wait", None)
+        with jobs_lock(cfg, "restore", 600.0 if jobs_wait is None else jobs_wait):
             if cfg["stop_command"]:
                 try:
                     run_hook(cfg["stop_command"], "stop_command")
@@ -1762,10 +1770,12 @@ def cmd_lock(cfg: dict, args) -> Result:
             raise UsageError("--ttl must be >= 1")
         record = acquire_lock(cfg, args.owner, args.host or socket.gethostname(), args.play, args.reason,
                               ttl, args.wait)
+        refresh_textfile(cfg)
         return Result(EXIT_OK, {"ok": True, "token": record["token"], "lock": public_lock(record),
                                 "message": f"acquired by {holder_text(record)}"}, record["token"])
     if action == "release":
         state = release_lock(cfg, args.token)
+        refresh_textfile(cfg)
         return Result(EXIT_OK, {"ok": True, "state": state, "message": f"lock {state}"},
                       "lock released" if state == "released" else "lock already free")
     if action == "status":
@@ -1791,6 +1801,7 @@ def cmd_lock(cfg: dict, args) -> Result:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock_path(cfg))
         fsync_path(cfg["state_dir"])
+        refresh_textfile(cfg)
         LOG.warning(f"lock: BROKEN by {who_am_i()} on {socket.gethostname()} (reason: {args.reason or 'none given'}): "
                     f"was {state}, held by {holder_text(record)}", extra={"stderr": False})
         return Result(EXIT_OK, {"ok": True, "state": "broken", "was": public_lock(record), "was_state": state,
@@ -1936,10 +1947,10 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(cfg, args)
     except Skip as exc:
         LOG.warning(f"{command}: {exc.message}", extra={"stderr": False})
-        result = Result(exc.code, {"ok": False, "skipped": exc.message, **exc.details}, exc.message)
+        result = Result(exc.code, {**exc.details, "ok": False, "skipped": exc.message}, exc.message)
     except ToolError as exc:
         LOG.error(f"{command}: FAILED: {one_line(exc.message)}")
-        result = Result(exc.code, {"ok": False, "error": exc.message, **exc.details}, "")
+        result = Result(exc.code, {**exc.details, "ok": False, "error": exc.message}, "")
     except KeyboardInterrupt:
         LOG.error(f"{command}: FAILED: interrupted")
         result = Result(EXIT_FAILED, {"ok": False, "error": "interrupted"}, "")
