@@ -1161,13 +1161,14 @@ def cmd_backup(cfg: dict, args) -> Result:
     return run_job(cfg, "backup", started, body)
 
 
-def do_backup(cfg: dict, args, db: str, started: float) -> Result:
+def do_backup(cfg: dict, args, db: str, job_started: float) -> Result:
+    started = now()  # after waiting for jobs.lock: the time the copy is about to be taken
     method = compression_method(cfg)
     bdir = cfg["backup_dir"]
     ensure_dir(bdir, key="backup_dir", strict_mode=True)
     tmp_dir = os.path.join(bdir, ".tmp")
     ensure_dir(tmp_dir)
-    leftovers = clean_tmp(tmp_dir, started)
+    leftovers = clean_tmp(tmp_dir, job_started)
     if leftovers:
         LOG.warning(f"backup: removed {len(leftovers)} leftover temp file(s) of an interrupted run from {tmp_dir}",
                     extra={"stderr": False})
@@ -1941,8 +1942,10 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command or "?"
         if command == "lock":
             command = f"lock {args.lock_action or ''}".strip()
-        if not args.command or (args.command == "lock" and not args.lock_action):
-            raise UsageError("a command is required (see --help)")
+        if not args.command:
+            raise UsageError("a command is required: backup, check, prune, restore, status, list, lock (see --help)")
+        if args.command == "lock" and not args.lock_action:
+            raise UsageError("lock needs one of: acquire, release, status, break (see lock --help)")
         cfg = load_config(args)
         result = args.func(cfg, args)
     except Skip as exc:
