@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import dump, make_db, sha256
+from conftest import make_db, sha256
 
 WRITER = textwrap.dedent(
     """

@@ -8,7 +8,7 @@ import random
 import pytest
 
 DAY = 86400
-START = dt.datetime(2024, 1, 1, 2, 30, tzinfo=dt.timezone.utc).timestamp()
+START = dt.datetime(2024, 1, 1, 2, 30, tzinfo=dt.UTC).timestamp()
 
 
 @dataclasses.dataclass(eq=False)
@@ -19,7 +19,7 @@ class Item:
 
 
 def day_of(ts):
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).date()
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date()
 
 
 def expected_keep(items, policy):
@@ -123,9 +123,9 @@ def test_small_table(tool):
 
 def test_weekly_and_monthly_buckets_are_iso_week_and_calendar_month(tool):
     # Sunday 2024-03-31 and Monday 2024-04-01: different ISO weeks and months
-    sun = dt.datetime(2024, 3, 31, 23, 0, tzinfo=dt.timezone.utc).timestamp()
-    mon = dt.datetime(2024, 4, 1, 1, 0, tzinfo=dt.timezone.utc).timestamp()
-    sat = dt.datetime(2024, 3, 30, 1, 0, tzinfo=dt.timezone.utc).timestamp()
+    sun = dt.datetime(2024, 3, 31, 23, 0, tzinfo=dt.UTC).timestamp()
+    mon = dt.datetime(2024, 4, 1, 1, 0, tzinfo=dt.UTC).timestamp()
+    sat = dt.datetime(2024, 3, 30, 1, 0, tzinfo=dt.UTC).timestamp()
     items = [Item(sat, True, "sat"), Item(sun, True, "sun"), Item(mon, True, "mon")]
     weekly = tool.select_retention(items, {"daily": 0, "weekly": 2, "monthly": 0})
     assert sorted(i.name for i, _ in weekly.keep) == ["mon", "sun"]

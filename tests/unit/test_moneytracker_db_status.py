@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -158,3 +157,12 @@ def test_env_var_selects_the_config(env):
     assert r.rc == 0 and r.data["backup_fs"]["backup_dir"] == str(env.backups)
     r = env.run("status", config=False, extra_env={"MONEYTRACKER_DB_CONFIG": str(env.root / "gone.json")})
     assert r.rc == 2 and "gone.json does not exist" in r.err
+
+
+def test_io_error_is_one_clear_line(env, syslog):
+    (env.root / "not-a-dir").write_text("")
+    env.write_config(state_dir=str(env.root / "not-a-dir"))
+    r = env.run("lock", "acquire", "--owner", "x", "--json")
+    assert r.rc == 1 and r.data["ok"] is False
+    assert r.err.count("\n") == 1 and "not-a-dir" in r.err and "Traceback" not in r.err
+    assert any("lock acquire: FAILED" in m for m in syslog.messages())

@@ -147,16 +147,16 @@ def now() -> float:
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stamp(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse_stamp(text: str) -> float:
     return dt.datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(
-        tzinfo=dt.timezone.utc).timestamp()
+        tzinfo=dt.UTC).timestamp()
 
 
 def human_age(seconds: float | None) -> str:
@@ -837,14 +837,14 @@ def select_retention(items, policy: dict) -> RetentionDecision:
         reasons[id(verified[0])].append("newest")
 
     def day(ts):
-        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).date().isoformat()
+        return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
 
     def week(ts):
-        y, w, _ = dt.datetime.fromtimestamp(ts, dt.timezone.utc).isocalendar()
+        y, w, _ = dt.datetime.fromtimestamp(ts, dt.UTC).isocalendar()
         return f"{y}-W{w:02d}"
 
     def month(ts):
-        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m")
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m")
 
     for tier, bucket in (("daily", day), ("weekly", week), ("monthly", month)):
         limit = int(policy.get(tier, 0))
@@ -1430,8 +1430,10 @@ def cmd_prune(cfg: dict, args) -> Result:
             decision = select_retention(backup_items_for_retention(cfg, backups), cfg["retention"])
             newest = newest_verified(backups)
             deleted = []
+            if any(item is newest or not item.verified for item in decision.delete):  # never happens
+                raise ToolError("internal error: retention selected the newest or an unverified backup; "
+                                "nothing deleted")
             for item in decision.delete:
-                assert item is not newest and item.verified
                 if not args.dry_run:
                     os.unlink(item.path)           # backup first, then its manifest
                     remove_quietly(item.manifest_path)
@@ -1559,7 +1561,6 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
     replaced_stat = os.stat(db) if exists else None
     took_lock = None
     moved: list[tuple[str, str]] = []
-    swapped = False
     try:
         try:
             verify_backup(backup, tmp)
@@ -1608,7 +1609,6 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
                         moved.append((src, dst))
                 fsync_path(db_dir)
                 os.rename(tmp, db)
-                swapped = True
                 fsync_path(db_dir)
             except OSError as exc:
                 for src, dst in reversed(moved):
@@ -1954,6 +1954,11 @@ def main(argv: list[str] | None = None) -> int:
     except ToolError as exc:
         LOG.error(f"{command}: FAILED: {one_line(exc.message)}")
         result = Result(exc.code, {**exc.details, "ok": False, "error": exc.message}, "")
+    except OSError as exc:  # an I/O problem no step above turned into a clearer message
+        where = f": {exc.filename}" if exc.filename else ""
+        message = f"{exc.strerror or exc}{where}"
+        LOG.error(f"{command}: FAILED: {one_line(message)}")
+        result = Result(EXIT_FAILED, {"ok": False, "error": message}, "")
     except KeyboardInterrupt:
         LOG.error(f"{command}: FAILED: interrupted")
         result = Result(EXIT_FAILED, {"ok": False, "error": "interrupted"}, "")
