@@ -18,6 +18,8 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -166,24 +168,36 @@ class Env:
 
 
 class SyslogCatcher:
-    """A unix datagram socket standing in for /dev/log (MONEYTRACKER_DB_SYSLOG points the tool at it)."""
+    """A unix datagram socket standing in for /dev/log (MONEYTRACKER_DB_SYSLOG points the tool at it).
+    A thread drains it all the time: a full datagram queue would block the sender."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="mtdb-log-", dir="/tmp")
         self.path = os.path.join(self.dir, "log")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.1)
         self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
 
-    def messages(self) -> list[str]:
-        while True:
+    def _drain(self):
+        while not self._stop.is_set():
             try:
                 self.lines.append(self.sock.recv(65536).decode(errors="replace").rstrip("\x00\n"))
-            except BlockingIOError:
-                return list(self.lines)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def messages(self) -> list[str]:
+        time.sleep(0.05)  # let the drain thread pick up what was just sent
+        return list(self.lines)
 
     def close(self):
+        self._stop.set()
+        self._thread.join(2)
         self.sock.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)

@@ -121,6 +121,8 @@ def setup_logging() -> None:
         try:
             handler = _QuietSysLogHandler(address=address,
                                           facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+            if handler.socket is not None:
+                handler.socket.settimeout(2.0)  # a stuck syslog must not hang a job
             handler.setFormatter(logging.Formatter(f"{TOOL}[%(process)d]: %(message)s"))
             handler.setLevel(logging.INFO)
             LOG.addHandler(handler)
