@@ -9,7 +9,8 @@
 #                 instead of the public python/debian/nginx images: for machines with no registry.
 #   --save DIR    also write one `docker save` tarball per image (DIR/moneytracker-backend-1.0.0.tar
 #                 ...), rewritten only when the image ID changed: how images reach air-gapped hosts.
-#   --no-cache    rebuild every image without Docker's layer cache (to measure a clean build).
+#   --no-cache    rebuild every image, without Docker's layer cache for the first image of each
+#                 build context (what a clean machine does; to measure it).
 #
 # Env: PYTHON_IMAGE, DEBIAN_IMAGE, NGINX_IMAGE (base images; public defaults), SOURCE_URL (OCI label),
 #      BUILD_CA_CERTS (PEM file of extra CAs pip must trust inside the build; default: the host's
@@ -86,7 +87,7 @@ inputs_hash() {
 
 size_of() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0fMB", $1/1e6}'; }
 
-built=() skipped=()
+built=() skipped=() fresh_contexts=()
 build() {  # build TAG CONTEXT ARG...
   local tag="$1" ctx="$2"; shift 2
   local want; want="$(inputs_hash "$ctx" "$@")"
@@ -95,7 +96,11 @@ build() {  # build TAG CONTEXT ARG...
     skipped+=("$tag"); return 0
   fi
   local args=(build -q --label "$LABEL=$want" -t "$tag")
-  $no_cache && args+=(--no-cache)
+  # --no-cache: the first image of each context ignores the layer cache; the other releases then
+  # share the layers just built, exactly as on a clean machine.
+  if $no_cache && [[ " ${fresh_contexts[*]} " != *" $ctx "* ]]; then
+    args+=(--no-cache); fresh_contexts+=("$ctx")
+  fi
   local a
   for a in "$@"; do args+=(--build-arg "$a"); done
   [[ "$ctx" == */backend ]] && args+=(--build-arg "EXTRA_CA_CERTS=$extra_ca")
