@@ -94,6 +94,9 @@ def test_restore_with_stale_wal_equals_backup_and_keeps_old_files(env, hooks, tm
     assert r.data["restored"] == data["backup"] and r.data["quick_check"] == ["ok"]
     plain = env.call("restore", "--yes")  # plain output names backup, time and aside paths
     assert plain.rc == 0 and "from backup" in plain.out and "kept aside" in plain.out
+    again = env.call("restore", "--yes", "--json")  # same second or not: no aside file is overwritten
+    assert again.rc == 0 and sha256(main_aside) == old_sha
+    assert len(list(env.db.parent.glob("moneytracker.db.pre-restore-*[0-9Z]"))) == 3
     assert not (env.state / "maintenance.lock").exists()  # released the lock it took
     assert env.run("status", "--json").data["jobs"]["restore"]["result"] == "ok"
 

@@ -1508,6 +1508,17 @@ def choose_backup(cfg: dict, args) -> Backup:
     return newest
 
 
+def aside_names(db: str, started: float) -> dict[str, str]:
+    """{present file: its aside name}; never the name of an earlier restore's aside file."""
+    present = [p for p in [db] + sqlite_side_files(db) if os.path.lexists(p)]
+    base, n = f"{db}.pre-restore-{stamp(started)}", 0
+    suffixes = ("", "-journal", "-wal", "-shm")
+    while any(os.path.lexists(base + suffix) for suffix in suffixes):
+        n += 1
+        base = f"{db}.pre-restore-{stamp(started)}.{n}"
+    return {p: base + p[len(db):] for p in present}
+
+
 def cmd_restore(cfg: dict, args) -> Result:
     started = now()
     try:
@@ -1518,8 +1529,7 @@ def cmd_restore(cfg: dict, args) -> Result:
             raise  # e.g. the Docker volume itself does not exist
         db, exists = exc.details["path"], False
     backup = choose_backup(cfg, args)
-    ts = stamp(started)
-    aside = {p: f"{db}.pre-restore-{ts}" + p[len(db):] for p in [db] + sqlite_side_files(db) if os.path.exists(p)}
+    aside = aside_names(db, started)
     when = iso((backup.manifest or {}).get("started_epoch", backup.ts))
     plan = {"backup": backup.path, "backup_time": when, "database": db, "database_exists": exists,
             "aside": aside, "stop_command": cfg["stop_command"], "start_command": cfg["start_command"]}
@@ -1604,9 +1614,11 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
                         if cfg["start_command"]:
                             run_hook(cfg["start_command"], "start_command (after failed stop)")
                     raise
+            # what is there NOW (the writers' shutdown may have checkpointed or created -wal/-shm)
+            aside = aside_names(db, started)
             try:
                 for src, dst in aside.items():
-                    if os.path.exists(src):
+                    if os.path.lexists(src) and not os.path.lexists(dst):
                         os.rename(src, dst)
                         moved.append((src, dst))
                 fsync_path(db_dir)
