@@ -92,7 +92,7 @@ def test_backup_gzip_fallback_and_full_check(env):
     assert list((env.backups / ".tmp").iterdir()) == []
 
 
-def test_backup_under_continuous_writer_is_consistent_and_does_not_stall_it(env, big_db, tmp_path):
+def test_backup_under_continuous_writer_is_consistent_and_does_not_stall_it(env, big_db, tmp_path, capsys):
     """A real writer process (WAL, synchronous=NORMAL) commits every ~2 ms during the backup."""
     install_big(env, big_db)
     log, stop = tmp_path / "writer.json", tmp_path / "stop"
@@ -127,10 +127,11 @@ def test_backup_under_continuous_writer_is_consistent_and_does_not_stall_it(env,
     during = [lat for start, _, lat, _ in commits if launched <= start <= finished]
     assert during, "no commit happened during the backup"
     idle_max, during_max = max(idle), max(during)
-    print(f"\nwriter commit latency: idle worst {idle_max * 1000:.1f} ms over {len(idle)} commits; "
-          f"during backup worst {during_max * 1000:.1f} ms over {len(during)} commits; "
-          f"backup of {env.db.stat().st_size / 2**20:.0f} MiB took {finished - launched:.2f} s "
-          f"(copy step {r.data['copy_seconds']:.2f} s); rows in backup {len(seqs)} of {commits[-1][3]}")
+    with capsys.disabled():  # the figures show in every run, not only with -s
+        print(f"\nwriter commit latency: idle worst {idle_max * 1000:.1f} ms over {len(idle)} commits; "
+              f"during backup worst {during_max * 1000:.1f} ms over {len(during)} commits; "
+              f"backup of {env.db.stat().st_size / 2**20:.0f} MiB took {finished - launched:.2f} s "
+              f"(copy step {r.data['copy_seconds']:.2f} s); rows in backup {len(seqs)} of {commits[-1][3]}")
     assert during_max < 2.0, f"writer stalled {during_max:.2f} s during the backup"
 
 
