@@ -1774,6 +1774,21 @@ def cmd_status(cfg: dict, args) -> Result:
     return Result(EXIT_OK, {"ok": True, **snap}, "\n".join(lines))
 
 
+# --------------------------------------------------------------------------- config
+
+
+def cmd_config(cfg: dict, args) -> Result:
+    """The configuration as the tool reads it (file + flags + defaults). Reaching here means it is
+    valid: a bad key or value exits 2 in load_config, naming the key. Ansible uses this to validate
+    a new config file before it replaces the old one."""
+    shown = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    data = {"ok": True, "config_path": cfg.get("_config_path"), "config": shown,
+            "message": f"config ok ({cfg.get('_config_path') or 'defaults and flags only'})"}
+    text = f"config ok: {cfg.get('_config_path') or '(no config file: defaults and flags)'}\n" \
+        + json.dumps(shown, indent=1, sort_keys=True)
+    return Result(EXIT_OK, data, text)
+
+
 # --------------------------------------------------------------------------- lock commands
 
 
@@ -1912,6 +1927,7 @@ def build_parser() -> Parser:
     p.add_argument("--textfile", action="store_true", help="also rewrite the node-exporter textfile")
 
     add("list", cmd_list, "backups with time, size, verified, and the tier that keeps them")
+    add("config", cmd_config, "check the configuration and print it as the tool reads it (bad: exit 2)")
 
     p = add("lock", cmd_lock, "the maintenance lock: acquire, release, status, break")
     lsub = p.add_subparsers(dest="lock_action", metavar="ACTION", parser_class=Parser)
@@ -1957,7 +1973,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "lock":
             command = f"lock {args.lock_action or ''}".strip()
         if not args.command:
-            raise UsageError("a command is required: backup, check, prune, restore, status, list, lock (see --help)")
+            raise UsageError("a command is required: backup, check, prune, restore, status, list, config, lock (see --help)")
         if args.command == "lock" and not args.lock_action:
             raise UsageError("lock needs one of: acquire, release, status, break (see lock --help)")
         cfg = load_config(args)
