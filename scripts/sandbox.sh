@@ -62,7 +62,11 @@ info() {
   docker container inspect "$NAME" >/dev/null 2>&1 || { log "no sandbox: run make demo"; exit 1; }
   echo "Sandbox host: $NAME (docker exec -it $NAME bash)"
   echo "Docker on it: docker exec $NAME docker ps"
-  echo "MoneyTracker: http://127.0.0.1:${HOST_PORT}/  (once the app role has deployed it)"
+  if curl -fsS --max-time 5 "http://127.0.0.1:${HOST_PORT}/health/ready" >/dev/null 2>&1; then
+    echo "MoneyTracker is up: http://127.0.0.1:${HOST_PORT}/  (add an account and a transaction there)"
+  else
+    echo "MoneyTracker does not answer yet at http://127.0.0.1:${HOST_PORT}/ (run: ansible-playbook -i inventories/sandbox deploy.yml)"
+  fi
 }
 
 down() {
