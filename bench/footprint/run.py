@@ -35,6 +35,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import secrets
 import signal
 import statistics
@@ -123,7 +124,8 @@ def image_facts(image: str) -> dict:
     out = sh("docker", "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", image, "-c",
              "for c in gcc cc; do command -v $c || true; done; "
              "echo cache=$(du -sk /root/.cache/pip 2>/dev/null | cut -f1); "
-             "echo lists=$(du -sk /var/lib/apt/lists 2>/dev/null | cut -f1)")
+             "echo lists=$(du -sk /var/lib/apt/lists 2>/dev/null | cut -f1); "
+             "for v in /opt/venv /venv; do [ -d $v ] && echo venv=$(du -sk $v | cut -f1); done; true")
     compilers = [line for line in out.splitlines() if line.startswith("/")]
     kv = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith("/"))
     layers = []
@@ -131,10 +133,12 @@ def image_facts(image: str) -> dict:
         layer = json.loads(line)  # JSON: a build arg in CreatedBy may span lines
         size_b, created = int(layer["Size"]), " ".join(layer["CreatedBy"].split())
         if size_b >= 1_000_000:
-            what = created.replace("/bin/sh -c ", "").replace("#(nop) ", "").strip() or "(base image)"
+            what = created.rsplit("-----END CERTIFICATE-----", 1)[-1]  # drop a CA build arg
+            what = re.sub(r"(dir|file):[0-9a-f]{64}", r"\1", what.replace("/bin/sh -c ", "").replace("#(nop) ", "")).strip()
+            what = what or "(base image)"
             layers.append((size_b, what[:60]))
     return {"size": size, "compilers": compilers, "pip_cache_kb": int(kv.get("cache") or 0),
-            "apt_lists_kb": int(kv.get("lists") or 0), "layers": layers}
+            "apt_lists_kb": int(kv.get("lists") or 0), "venv_kb": int(kv.get("venv") or 0), "layers": layers}
 
 
 # ---- containers ------------------------------------------------------------------------------
@@ -350,7 +354,7 @@ def ratio(a, b) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=15, help="seconds per load run (default 15)")
-    ap.add_argument("--rounds", type=int, default=2, help="load runs per image, alternated (default 2)")
+    ap.add_argument("--rounds", type=int, default=3, help="load runs per image, alternated (default 3)")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rows", type=int, default=300, help="transactions seeded before the load")
     ap.add_argument("--warmup", type=float, default=3, help="seconds of load before the idle measurement")
@@ -419,6 +423,7 @@ def main() -> int:
         ("image size (MB, docker .Size)", facts["reference"]["size"] / 1e6, facts["baseline"]["size"] / 1e6, "{:.0f}"),
         ("gcc/cc in runtime image", ", ".join(facts["reference"]["compilers"]) or "no",
          ", ".join(facts["baseline"]["compilers"]) or "no", None),
+        ("app venv in image (MB)", facts["reference"]["venv_kb"] / 1024, facts["baseline"]["venv_kb"] / 1024, "{:.0f}"),
         ("apt lists in image (MB)", facts["reference"]["apt_lists_kb"] / 1024, facts["baseline"]["apt_lists_kb"] / 1024, "{:.1f}"),
         ("pip cache in image (MB)", facts["reference"]["pip_cache_kb"] / 1024, facts["baseline"]["pip_cache_kb"] / 1024, "{:.1f}"),
         ("workers (server)", f"{R['idle']['workers']} (gunicorn, WEB_CONCURRENCY={wc})",
@@ -429,6 +434,8 @@ def main() -> int:
         (f"req/s, median of {args.rounds} x {args.duration:.0f}s, c={args.concurrency}", med["reference"], med["baseline"], "{:.0f}"),
         ("  per-run req/s", " / ".join(f"{r['rps']:.0f}" for r in runs["reference"]),
          " / ".join(f"{r['rps']:.0f}" for r in runs["baseline"]), None),
+        ("  paired ratio per round (same round, adjacent runs)", " / ".join(
+            f"{a['rps'] / b['rps']:.2f}" for a, b in zip(runs["reference"], runs["baseline"])), "", None),
         ("latency p50 (ms, median of runs)", pooled("reference", "p50_ms"), pooled("baseline", "p50_ms"), "{:.1f}"),
         ("latency p99 (ms, median of runs)", pooled("reference", "p99_ms"), pooled("baseline", "p99_ms"), "{:.1f}"),
         ("errors (all runs)", sum(r["errors"] for r in runs["reference"]), sum(r["errors"] for r in runs["baseline"]), "{}"),
@@ -461,6 +468,7 @@ def main() -> int:
         a = s["after"]
         sw.append(f"| {s['workers']} | {fmt_mib(s['idle']['pss'])} | {fmt_mib(a['pss'])} | {fmt_mib(a['fixed_pss'])} | "
                   f"{fmt_mib(a['worker_pss'])} | {fmt_mib(a['anon'])} | {64 + 80 * s['workers']} |")
+    by_mem, by_cpu = int((512 - 64) // 80), 2 * int(-(-CPUS // 1)) + 1
     worst_worker = max((s["after"]["worker_pss"] for s in sweep_res), default=0) / MIB
     worst_fixed = max((s["after"]["fixed_pss"] for s in sweep_res), default=0) / MIB
     if slope is not None:
@@ -471,7 +479,10 @@ def main() -> int:
                f"they leave {80 - slope:.0f} MiB per worker and {64 - intercept:.0f} MiB of the reserve as headroom "
                f"for request-time growth this light load does not show (big result pages, summaries). "
                f"With {wc} workers the formula budgets {64 + 80 * wc} MiB of the 512 MiB limit; the run above used "
-               f"{R['after']['pss'] / MIB:.0f} MiB PSS ({R['after']['peak'] / MIB:.0f} MiB cgroup peak, page cache included).")
+               f"{R['after']['pss'] / MIB:.0f} MiB PSS ({R['after']['peak'] / MIB:.0f} MiB cgroup peak, page cache included). "
+               f"At these defaults the memory term allows {by_mem} workers and the CPU cap {by_cpu}, so the CPU cap decides; "
+               f"by this light-load fit {int((512 - intercept) // slope)} workers would fit in 512 MiB of PSS, i.e. 80/64 are "
+               "conservative (about 2x the measured per-worker cost), not tight.")
     else:
         fit = "no sweep"
 
@@ -493,9 +504,13 @@ def main() -> int:
     else:
         tput = (f"the per-run ranges overlap (reference {min(rr):.0f}-{max(rr):.0f}, baseline {min(br):.0f}-{max(br):.0f} req/s): "
                 "this run shows no throughput difference beyond noise")
-    tput += (f". The containers got {pooled('reference', 'server_cpu') or 0:.2f} and {pooled('baseline', 'server_cpu') or 0:.2f} "
+    pr = [a["rps"] / b["rps"] for a, b in zip(runs["reference"], runs["baseline"])]
+    tput += (f"; paired per-round ratios (reference/baseline) {', '.join(f'{x:.2f}' for x in pr)}, median {statistics.median(pr):.2f}"
+             f". The containers got {pooled('reference', 'server_cpu') or 0:.2f} and {pooled('baseline', 'server_cpu') or 0:.2f} "
              "of their 1.0 CPU (median); the load generator needed "
-             f"{max(pooled('reference', 'generator_cpu'), pooled('baseline', 'generator_cpu')):.2f} CPU")
+             f"{max(pooled('reference', 'generator_cpu'), pooled('baseline', 'generator_cpu')):.2f} CPU"
+             + (": below 1.0 the limit was not what bounded them, the shared host was" if max(
+                 pooled('reference', 'server_cpu') or 1, pooled('baseline', 'server_cpu') or 1) < 0.9 else ""))
     def label(cmd: str) -> str:
         if cmd.startswith("/bin/sh"):
             return "sh"
@@ -543,7 +558,8 @@ reference `build.sh --local-base` {builds['reference_build_s']:.0f} s, both cach
   reference: {layer_txt['reference']};
   baseline: {layer_txt['baseline']}.
   The difference is the apt layer: build-essential, python3-dev and apt's recommends, plus the apt
-  lists ({facts['baseline']['apt_lists_kb'] / 1024:.0f} MB). The app's venv is about the same size in both.
+  lists ({facts['baseline']['apt_lists_kb'] / 1024:.0f} MB). The app's venv is {facts['baseline']['venv_kb'] / 1024:.0f} MB in the baseline against
+  {facts['reference']['venv_kb'] / 1024:.0f} MB (the baseline's keeps pip and its bytecode; the reference installs with a throwaway pip).
   The pip cache the review worried about is {facts['baseline']['pip_cache_kb'] / 1024:.1f} MB in this baseline only because this
   machine's TLS-inspecting proxy strips caching headers, so pip stores nothing; on a normal network
   it would add roughly the size of the downloaded wheels (~14 MB for these pins) to the baseline.
@@ -553,8 +569,8 @@ reference `build.sh --local-base` {builds['reference_build_s']:.0f} s, both cach
   the processes around the workers: reference {rest['reference'] or '-'} MiB; baseline
   {rest['baseline'] or '-'} MiB (the shell-form CMD keeps /bin/sh as PID 1). The image itself
   costs no memory: the compilers only sit on disk.
-- Throughput: both containers are capped at 1 CPU, so requests/s is what one CPU serves with
-  {R['after']['workers']} vs {B['after']['workers']} workers; {tput}. The machine has 2 cores shared with the load generator
+- Throughput: both containers are capped at 1 CPU, so requests/s is what (at most) one CPU
+  serves with {R['after']['workers']} vs {B['after']['workers']} workers; {tput}. The machine has 2 cores shared with the load generator
   and with other people's jobs, so absolute figures move between runs; read the ratio of the
   interleaved runs. Not a capacity test: no nginx in front, a small database, one load profile.
 """
