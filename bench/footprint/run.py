@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/footprint: the reference backend image vs the seed review's baseline, side by side.
 
-    python3 bench/footprint/run.py [--duration 15] [--rounds 2] [--concurrency 16] [--no-write]
+    python3 bench/footprint/run.py [--duration 15] [--rounds 3] [--concurrency 16] [--no-control] [--no-write]
 
 In ONE run (stdlib only; needs root for /proc and the cgroup files, and the local Docker engine):
   1. builds bench/footprint/Dockerfile.baseline (Docker's layer cache makes reruns instant) and
@@ -13,8 +13,9 @@ In ONE run (stdlib only; needs root for /proc and the cgroup files, and the loca
      DATABASE_URL=sqlite:////data/moneytracker.db; the reference with WEB_CONCURRENCY from the
      collection's web_concurrency filter (plugins/filter/sizing.py), the baseline with its 4 workers;
   4. seeds the same rows through the API, warms up, measures idle memory, then drives the SAME
-     bounded load (GET /api/transactions + 1 POST in 10, fixed duration) against each, alternated
-     (A B, B A, ...), and memory after load;
+     bounded load (GET /api/transactions + 1 POST in 10, fixed duration) against each, the order
+     rotated each round (A B C, B C A, ...), and memory after load. C is a control: the reference
+     image with WEB_CONCURRENCY=4, to tell the worker count from the server stack (--no-control);
   5. per-worker memory: the reference image with 1, 2 and 4 workers;
   6. prints the table and writes bench/footprint/RESULTS.md.
 Memory figures: PSS = sum of Pss from /proc/<pid>/smaps_rollup over every process in the
@@ -299,7 +300,8 @@ def load(c: dict, account_id: int, duration: float, concurrency: int, post_every
     q = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000) if lat else (lambda p: float("nan"))
     return {"rps": ok / elapsed, "ok": ok, "errors": err, "elapsed": elapsed, "p50_ms": q(0.50), "p99_ms": q(0.99),
             "server_cpu": (cpu1 - cpu0) / 1e9 / elapsed if cpu0 is not None and cpu1 is not None else None,
-            "generator_cpu": (gen1 - gen0) / elapsed}
+            "generator_cpu": (gen1 - gen0) / elapsed,
+            "per_cpu_s": ok / ((cpu1 - cpu0) / 1e9) if cpu0 is not None and cpu1 is not None and cpu1 > cpu0 else None}
 
 
 # ---- memory ----------------------------------------------------------------------------------
@@ -354,12 +356,14 @@ def ratio(a, b) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=15, help="seconds per load run (default 15)")
-    ap.add_argument("--rounds", type=int, default=3, help="load runs per image, alternated (default 3)")
+    ap.add_argument("--rounds", type=int, default=3, help="load runs per container, order rotated each round (default 3)")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rows", type=int, default=300, help="transactions seeded before the load")
     ap.add_argument("--warmup", type=float, default=3, help="seconds of load before the idle measurement")
     ap.add_argument("--sweep", default="1,2,4", help="reference worker counts for the per-worker figure")
     ap.add_argument("--sweep-duration", type=float, default=5)
+    ap.add_argument("--no-control", dest="control", action="store_false",
+                    help="skip the control: the reference image with WEB_CONCURRENCY=4, in the same rotation")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite RESULTS.md")
     args = ap.parse_args()
     if not (1 <= args.duration <= 120 and 1 <= args.rounds <= 10 and 1 <= args.concurrency <= 64):
@@ -381,6 +385,9 @@ def main() -> int:
     sweep_res = []
     try:
         boxes = {"reference": start("ref", REF_IMAGE, wc, secret), "baseline": start("base", BASELINE_IMAGE, None, secret)}
+        if args.control:  # the reference image with the baseline's 4 workers: worker count vs server stack
+            boxes["control"] = start("ctl", REF_IMAGE, 4, secret)
+            res["control"], runs["control"] = {}, []
         accounts = {k: seed(c["ip"], args.rows) for k, c in boxes.items()}
         log(f"seeded {args.rows} rows in each; warm-up {args.warmup:.0f}s each")
         for k, c in boxes.items():
@@ -389,7 +396,8 @@ def main() -> int:
         for k, c in boxes.items():
             res[k]["idle"] = memory(c["id"])
         for r in range(args.rounds):
-            order = ["reference", "baseline"] if r % 2 == 0 else ["baseline", "reference"]
+            variants = list(boxes)  # rotated each round: A B (C), B (C) A, ...
+            order = variants[r % len(variants):] + variants[:r % len(variants)]
             for k in order:
                 out = load(boxes[k], accounts[k], args.duration, args.concurrency)
                 runs[k].append(out)
@@ -434,12 +442,13 @@ def main() -> int:
         (f"req/s, median of {args.rounds} x {args.duration:.0f}s, c={args.concurrency}", med["reference"], med["baseline"], "{:.0f}"),
         ("  per-run req/s", " / ".join(f"{r['rps']:.0f}" for r in runs["reference"]),
          " / ".join(f"{r['rps']:.0f}" for r in runs["baseline"]), None),
-        ("  paired ratio per round (same round, adjacent runs)", " / ".join(
+        ("  paired ratio per round (same round)", " / ".join(
             f"{a['rps'] / b['rps']:.2f}" for a, b in zip(runs["reference"], runs["baseline"])), "", None),
         ("latency p50 (ms, median of runs)", pooled("reference", "p50_ms"), pooled("baseline", "p50_ms"), "{:.1f}"),
         ("latency p99 (ms, median of runs)", pooled("reference", "p99_ms"), pooled("baseline", "p99_ms"), "{:.1f}"),
         ("errors (all runs)", sum(r["errors"] for r in runs["reference"]), sum(r["errors"] for r in runs["baseline"]), "{}"),
         ("server CPU during load (cores, median)", pooled("reference", "server_cpu") or 0, pooled("baseline", "server_cpu") or 0, "{:.2f}"),
+        ("req per server CPU-second (median of runs)", pooled("reference", "per_cpu_s") or 0, pooled("baseline", "per_cpu_s") or 0, "{:.0f}"),
         ("load generator CPU (cores, median)", pooled("reference", "generator_cpu"), pooled("baseline", "generator_cpu"), "{:.2f}"),
         ("PSS sum after load (MiB)", R["after"]["pss"] / MIB, B["after"]["pss"] / MIB, "{:.1f}"),
         ("PSS per worker after load (MiB, mean)", R["after"]["worker_pss"] / MIB, B["after"]["worker_pss"] / MIB, "{:.1f}"),
@@ -447,6 +456,19 @@ def main() -> int:
         ("cgroup anon after load (MiB)", R["after"]["anon"] / MIB, B["after"]["anon"] / MIB, "{:.1f}"),
         ("cgroup peak usage incl. page cache (MiB; limit 512)", R["after"]["peak"] / MIB, B["after"]["peak"] / MIB, "{:.1f}"),
     ]
+    if "control" in runs:
+        C = res["control"]
+        med["control"] = statistics.median(r["rps"] for r in runs["control"])
+        rows += [
+            ("**control**: column 1 = the reference image with WEB_CONCURRENCY=4; ratio control/baseline", "", "", None),
+            ("  req/s, median", med["control"], med["baseline"], "{:.0f}"),
+            ("  per-run req/s", " / ".join(f"{r['rps']:.0f}" for r in runs["control"]),
+             " / ".join(f"{r['rps']:.0f}" for r in runs["baseline"]), None),
+            ("  req per server CPU-second", pooled("control", "per_cpu_s") or 0, pooled("baseline", "per_cpu_s") or 0, "{:.0f}"),
+            ("  server CPU during load (cores)", pooled("control", "server_cpu") or 0, pooled("baseline", "server_cpu") or 0, "{:.2f}"),
+            ("  latency p99 (ms)", pooled("control", "p99_ms"), pooled("baseline", "p99_ms"), "{:.1f}"),
+            ("  PSS sum after load (MiB)", C["after"]["pss"] / MIB, B["after"]["pss"] / MIB, "{:.1f}"),
+        ]
     table = ["| metric | reference | baseline | ratio ref/base |", "| --- | ---: | ---: | ---: |"]
     for name, a, b, f in rows:
         if f is None:
@@ -493,24 +515,33 @@ def main() -> int:
                f"load average {load_before[0]:.2f} before / {load_after[0]:.2f} after (shared with other jobs)")
     cmd = "python3 bench/footprint/run.py " + " ".join(sys.argv[1:])
     size_ratio = facts["baseline"]["size"] / facts["reference"]["size"]
+    order_names = [{"reference": "ref", "baseline": "base", "control": "ctl"}[k] for k in runs]
     layer_txt = {k: ", ".join(f"{b / 1e6:.0f} MB {w!r}" for b, w in v["layers"]) for k, v in facts.items()}
     rr = [r["rps"] for r in runs["reference"]]
     br = [r["rps"] for r in runs["baseline"]]
+    pr = [a["rps"] / b["rps"] for a, b in zip(runs["reference"], runs["baseline"])]
     if min(len(rr), len(br)) >= 2 and (max(rr) < min(br) or max(br) < min(rr)):
         faster = "reference" if min(rr) > max(br) else "baseline"
-        tput = (f"the {faster} was faster in every run (median ratio {med['reference'] / med['baseline']:.2f}); "
-                "with one CPU, the difference is the server stack (gunicorn + 3 uvicorn workers vs "
-                "uvicorn's own supervisor + 4 workers), not the image")
+        tput = (f"the {faster} was faster in every run (ratio of medians {med['reference'] / med['baseline']:.2f}); "
+                "the image cannot cause that (same Python, same packages): it is the worker count or the server stack")
     else:
         tput = (f"the per-run ranges overlap (reference {min(rr):.0f}-{max(rr):.0f}, baseline {min(br):.0f}-{max(br):.0f} req/s): "
                 "this run shows no throughput difference beyond noise")
-    pr = [a["rps"] / b["rps"] for a, b in zip(runs["reference"], runs["baseline"])]
-    tput += (f"; paired per-round ratios (reference/baseline) {', '.join(f'{x:.2f}' for x in pr)}, median {statistics.median(pr):.2f}"
-             f". The containers got {pooled('reference', 'server_cpu') or 0:.2f} and {pooled('baseline', 'server_cpu') or 0:.2f} "
+    tput += f"; paired per-round ratios (reference/baseline) {', '.join(f'{x:.2f}' for x in pr)}, median {statistics.median(pr):.2f}"
+    if "control" in runs:
+        cr = [a["rps"] / b["rps"] for a, b in zip(runs["control"], runs["baseline"])]
+        tput += (f". The control (the reference image with 4 workers) had paired ratios {', '.join(f'{x:.2f}' for x in cr)} "
+                 f"against the baseline, median {statistics.median(cr):.2f}; req per server CPU-second: reference "
+                 f"{pooled('reference', 'per_cpu_s') or 0:.0f}, control {pooled('control', 'per_cpu_s') or 0:.0f}, baseline "
+                 f"{pooled('baseline', 'per_cpu_s') or 0:.0f}. What the control gains over the reference is the fourth worker; "
+                 "what remains between the control and the baseline is the server stack (gunicorn + UvicornWorker vs "
+                 "uvicorn's own supervisor)")
+    cpus_used = [pooled(k, "server_cpu") or 1 for k in runs]
+    got = ", ".join(f"{pooled(k, 'server_cpu') or 0:.2f} ({k})" for k in runs)
+    tput += (f". The containers got {got} "
              "of their 1.0 CPU (median); the load generator needed "
-             f"{max(pooled('reference', 'generator_cpu'), pooled('baseline', 'generator_cpu')):.2f} CPU"
-             + (": below 1.0 the limit was not what bounded them, the shared host was" if max(
-                 pooled('reference', 'server_cpu') or 1, pooled('baseline', 'server_cpu') or 1) < 0.9 else ""))
+             f"{max(pooled(k, 'generator_cpu') for k in runs):.2f} CPU"
+             + (": below 1.0 the limit was not all that bounded them, the shared host did too" if max(cpus_used) < 0.95 else ""))
     def label(cmd: str) -> str:
         if cmd.startswith("/bin/sh"):
             return "sh"
@@ -538,8 +569,9 @@ reference `build.sh --local-base` {builds['reference_build_s']:.0f} s, both cach
   `moneytracker-migrate upgrade` first, {args.rows} transactions seeded through the API.
 - load: {args.concurrency} keep-alive clients (Python threads on the host, stdlib http.client) against the
   container's bridge address, 9 in 10 `GET /api/transactions?account_id=1&limit=100`, 1 in 10
-  `POST /api/transactions` (CSRF token), {args.duration:.0f} s per run, runs alternated A B / B A
-  ({args.rounds} per image), median reported.
+  `POST /api/transactions` (CSRF token), {args.duration:.0f} s per run, {args.rounds} runs per container, the
+  order rotated each round ({' | '.join(' '.join(order_names[(r + i) % len(order_names)] for i in range(len(order_names))) for r in range(args.rounds))}),
+  median reported; "paired ratio" = reference/baseline within the same round.
 - memory: "PSS sum" = Pss from /proc/PID/smaps_rollup summed over every process in the container's
   cgroup; "cgroup anon" = memory.usage_in_bytes - total_cache; "peak" = memory.max_usage_in_bytes
   (includes SQLite's page cache, which the kernel can reclaim). Idle = {args.warmup:.0f} s warm-up, then 3 s quiet.
