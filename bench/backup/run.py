@@ -2,7 +2,10 @@
 """bench/backup: the figures behind the SQLite backup design, measured side by side in one run.
 
     python3 bench/backup/run.py [--size-gb 1] [--out bench/backup/RESULTS.md]
-    python3 bench/backup/run.py --size-gb 0.1 --out /tmp/quick.md      # quick run (~1-2 min)
+    python3 bench/backup/run.py --size-gb 0.1 --out /tmp/quick.md      # quick run (~2 min)
+
+At 1 GiB a run takes ~12-15 min on a loaded 2-core VM: the tool's own integrity_check of a 1 GiB
+copy alone takes about a minute there, and it runs in every backup and restore.
 
 What it does (stdlib only; everything lives in one temp dir under --workdir, removed at the end,
 also on failure or Ctrl-C):
@@ -10,14 +13,15 @@ also on failure or Ctrl-C):
     (account_id, occurred_on) index, alembic_version) of --size-gb, then switches it to WAL;
  2. starts a writer PROCESS (WAL, synchronous=NORMAL, busy_timeout=5000, foreign_keys=ON) that
     inserts one transaction per commit every --interval-ms and logs every commit's latency;
- 3. in --rounds interleaved rounds (idle window, cp, tool backup; the order of zstd/gzip
-    alternates): `moneytracker-db backup --json` with zstd and with gzip, `cp` of the live file
-    (each copy checked with integrity_check and for missing committed rows), the writer's commit
-    latency per window, the -wal file size polled every 50 ms;
+ 3. in --backups interleaved rounds (idle window, cp, tool backup; the tool's compression
+    alternates zstd, gzip, zstd, ...): `moneytracker-db backup --json`, `cp` of the live file (each
+    copy checked with quick_check, then integrity_check when that passes, and for missing committed
+    rows), the writer's commit latency per window, the -wal file size polled every 50 ms;
  4. the sqlite3 shell's `.backup` under the same writer, bounded by a timeout;
  5. writer stopped: cp and `.backup` of the quiet file (baselines), `moneytracker-db restore`
     of each backup into a temp target + integrity_check + row checks of the result, and
-    zstd -3 vs gzip -6 alone on the same raw file;
+    the tool's after-copy phases re-done one by one on the restored raw file (sha256, zstd;
+    with --phases-full also integrity_check and Python gzip, otherwise the check is derived);
  6. prints the table and writes --out (Markdown).
 
 Before every measured window the WAL is reset (wal_checkpoint(TRUNCATE)) so each window starts
@@ -371,11 +375,15 @@ class Bench:
         base = self.build["max_id"]
         res: dict = {}
         t0 = time.perf_counter()
+        res["check"] = "quick_check"
         try:
             con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
             try:
-                rows = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
-                res["integrity"] = rows
+                rows = [r[0] for r in con.execute("PRAGMA quick_check(20)")]
+                if rows == ["ok"]:  # integrity_check only adds the index-vs-table checks: run it when needed
+                    rows = [r[0] for r in con.execute("PRAGMA integrity_check(20)")]
+                    res["check"] = "integrity_check"
+                res["integrity"] = [" / ".join(r.splitlines()) for r in rows]
                 try:
                     cnt, mx = con.execute("SELECT count(*), max(id) FROM transactions WHERE id > ?",
                                           (base,)).fetchone()
@@ -531,7 +539,8 @@ class Bench:
             return h.hexdigest()
 
         out = os.path.join(self.scratch, "c.out")
-        timed("integrity_check + foreign_key_check", check)
+        if self.args.phases_full:
+            timed("integrity_check + foreign_key_check", check)
         timed("sha256 of the raw copy", lambda: sha(open(raw, "rb")))
         timed("zstd -3 compress", lambda: subprocess.run(["zstd", "-q", "-f", "-3", raw, "-o", out], check=True))
         res["zstd size"] = os.path.getsize(out)
@@ -542,7 +551,7 @@ class Bench:
             p.wait()
         timed("zstd decompress + sha256", zstd_d)
         os.unlink(out)
-        if not self.args.skip_gzip_alone:
+        if self.args.phases_full:
             def gz():
                 with open(raw, "rb") as fin, open(out, "wb") as fo, \
                         gzip.GzipFile(fileobj=fo, mode="wb", compresslevel=6, mtime=0) as g:
@@ -567,13 +576,12 @@ class Bench:
         self.writer.start()
         time.sleep(1.0)
         idle_s = a.idle_seconds
-        for r in range(a.rounds):
-            order = ("zstd", "gzip") if r % 2 == 0 else ("gzip", "zstd")
-            log(f"round {r + 1}/{a.rounds} ({' then '.join(order)})")
-            for method in order:
-                self.idle(idle_s)
-                self.cp()
-                self.backup(method)
+        for i in range(a.backups):
+            method = "zstd" if i % 2 == 0 else "gzip"
+            log(f"round {i + 1}/{a.backups}: idle, cp, tool backup with {method}")
+            self.idle(idle_s)
+            self.cp()
+            self.backup(method)
         log("sqlite3 shell .backup under the writer")
         self.shell_backup("busy", a.shell_timeout)
         self.idle(idle_s)
@@ -586,7 +594,7 @@ class Bench:
         log("writer stopped: baselines and restores")
         self.results["cp_quiet"] = [self.cp("cp-quiet")["seconds"] for _ in range(2)]
         self.shell_backup("quiet", a.shell_timeout)
-        for method in ("zstd", "gzip"):
+        for method in ("zstd", "gzip") if a.restore_gzip else ("zstd",):
             self.restore(method)
         raw = self.results["restore"].get("zstd", {}).get("target")
         if raw and os.path.exists(raw):
@@ -649,9 +657,10 @@ class Bench:
         add("tool phase: after the copy, gzip", fmt_s(g_rest), f"zstd {fmt_s(z_rest)}", ratio(g_rest, z_rest))
         bad_cp = [c for c in R["cp"] if not c["ok"]]
         missing = [c for c in R["cp"] if c.get("missing_committed", 0) > 0]
-        add("`cp` copies failing `PRAGMA integrity_check`", f"{len(bad_cp)} of {len(R['cp'])}", "—", "—")
-        add("`cp` copies missing rows committed before cp began (they were still in the -wal)",
-            f"{len(missing)} of {len(R['cp'])} (missing {', '.join(str(c.get('missing_committed', '?')) for c in R['cp'])})",
+        add("`cp` copies failing the check (quick_check, then integrity_check)", f"{len(bad_cp)} of {len(R['cp'])}",
+            "—", "—")
+        add("`cp` copies missing rows committed before cp began (still in the -wal; torn copies: unreadable)",
+            f"{len(missing)} of {len(R['cp'])} (missing {', '.join(str(c.get('missing_committed', 'unreadable')) for c in R['cp'])})",
             "—", "—")
         good_b = [b for b in ok(bz) + ok(bg) if b["has_all_committed_before"]]
         add("tool backups holding every row committed before they began", f"{len(good_b)} of {len(bz) + len(bg)}",
@@ -685,11 +694,14 @@ class Bench:
         add("compression ratio raw/compressed, zstd", ratio(raw, zs), f"gzip {ratio(raw, gs)}", "—")
         add("tool backup total time, gzip vs zstd", fmt_s(g_tot), f"zstd {fmt_s(z_tot)}", ratio(g_tot, z_tot))
         pa = R.get("phases_alone") or {}
+        if pa and z_rest is not None and "integrity_check + foreign_key_check" not in pa:
+            rem = z_rest - pa["sha256 of the raw copy"] - pa["zstd -3 compress"] - pa["zstd decompress + sha256"]
+            pa["remainder of the zstd backup's after-copy phase: integrity_check + foreign_key_check, fsyncs "
+               "(derived)"] = rem
         if pa:
             base = pa.get("zstd -3 compress")
-            for k in ("integrity_check + foreign_key_check", "sha256 of the raw copy", "zstd -3 compress",
-                      "zstd decompress + sha256", "gzip -6 compress (Python)", "gzip decompress + sha256 (Python)"):
-                if k in pa:
+            for k in pa:
+                if not k.endswith("size"):
                     add(f"phase alone (writer stopped, same raw file): {k}", fmt_s(pa[k]),
                         f"zstd -3 compress {fmt_s(base)}" if k != "zstd -3 compress" else "—",
                         ratio(pa[k], base) if k != "zstd -3 compress" else "—")
@@ -715,15 +727,17 @@ class Bench:
             add("sqlite3 shell `.backup` under the writer", v,
                 f"writer stopped: {fmt_s(sq['seconds']) if sq and sq['finished'] else 'n/a'}",
                 ratio(sb["seconds"], sq["seconds"]) + ("" if sb["finished"] else " (lower bound)") if sq else "—")
-        add("tool backup (zstd) vs sqlite3 `.backup` under the same writer", fmt_s(z_tot),
-            fmt_s(sb["seconds"]) + ("" if sb and sb["finished"] else " (killed)") if sb else "—",
-            ratio(z_tot, sb["seconds"]) if sb else "—")
+        if sb:
+            add("tool backup (zstd) vs sqlite3 `.backup`, both under the same writer", fmt_s(z_tot),
+                fmt_s(sb["seconds"]) if sb["finished"] else f"never finished (killed at {sb['timeout']:.0f} s)",
+                ratio(z_tot, sb["seconds"]) if sb["finished"] else "— (only the tool finished)")
 
         bl, _ = self.lat({"backup-zstd", "backup-gzip"})
         cl, _ = self.lat({"backup-zstd-copy", "backup-gzip-copy"})
         self.summary = {
             "cp_med": cp_med, "z_tot": z_tot, "g_tot": g_tot, "copy": all_copy, "n_cp": len(R["cp"]),
-            "bad_cp": len(bad_cp), "missing_cp": len(missing), "good_b": len(good_b), "n_b": len(bz) + len(bg),
+            "bad_cp": len(bad_cp), "missing_cp": len(missing),
+            "bad_msg": bad_cp[0]["integrity"][0] if bad_cp else None, "good_b": len(good_b), "n_b": len(bz) + len(bg),
             "i99": i99, "imax": imax, "b99": pct(bl, 99), "bmax": max(bl) if bl else None,
             "c99": pct(cl, 99), "cmax": max(cl) if cl else None,
             "wal_idle": wi, "wal_backup": self.wal_peak({"backup-zstd", "backup-gzip"}),
@@ -740,19 +754,25 @@ class Bench:
                    f"copy step alone (the backup API in one step) took {ratio(S['copy'], S['cp_med'])} of `cp`. The rest "
                    "is what `cp` does not do: integrity_check + foreign_key_check of the copy, sha256, compression and "
                    "a verifying decompression (see the \"phase alone\" rows for where that time goes).")
-        out.append(f"- **cp is not a backup.** {S['missing_cp']} of {S['n_cp']} `cp` copies lacked rows that were "
-                   "committed before `cp` started (they were still in the -wal, which a copy of the main file does not "
-                   f"include); {S['bad_cp']} of {S['n_cp']} failed `integrity_check`. "
+        readable = S["n_cp"] - S["bad_cp"]
+        out.append(f"- **cp is not a backup.** Of {S['n_cp']} `cp` copies of the live file, {S['bad_cp']} were torn "
+                   "(failed the check" + (f", e.g. `{S['bad_msg'][:90]}`" if S["bad_msg"] else "") + ") and "
+                   f"{S['missing_cp']} of the {readable} readable ones lacked rows committed before `cp` started (still "
+                   "in the -wal, which a copy of the main file leaves out). "
                    + ("A torn copy needs a checkpoint to overlap the copy; this run did not catch one, which does not "
                       "make `cp` safe: the missing committed rows alone disqualify it." if S["bad_cp"] == 0 else
-                      "A checkpoint overlapping the copy tore the file.")
+                      "The writer's own checkpoints rewrite pages of the main file while `cp` reads it.")
                    + f" All {S['good_b']} of {S['n_b']} tool backups held every row committed before they began, and "
                    "the restored files held a gap-free prefix of the writer's rows.")
+        errs = self.results.get("writer_errors", 0)
         out.append(f"- **Writer.** Commit p99 was {fmt_ms(S['i99'])} idle, {fmt_ms(S['b99'])} during the tool's backups "
                    f"(whole run) and {fmt_ms(S['c99'])} during their copy steps; worst {fmt_ms(S['imax'])} idle, "
-                   f"{fmt_ms(S['bmax'])} during backups, {fmt_ms(S['cmax'])} during copy steps. No commit failed. "
-                   "The copy step does not block the WAL writer; what the writer feels during the rest of the backup "
-                   "is CPU and I/O contention (the tool's backup runs at normal priority).")
+                   f"{fmt_ms(S['bmax'])} during backups, {fmt_ms(S['cmax'])} during copy steps. "
+                   + ("No commit failed. " if errs == 0 else f"{errs} commits FAILED (busy_timeout). ")
+                   + "The copy step only holds a read snapshot, so it does not block the WAL writer; the worst single "
+                   "commits occur idle too (checkpoint fsyncs, scheduling on the shared CPUs). Beyond the copy step "
+                   "the tool does not touch the live database; its CPU and I/O (it runs at normal priority) are what "
+                   "the writer can feel.")
         out.append(f"- **WAL.** The -wal file peaked at {fmt_mib(S['wal_backup'])} during the tool's backups "
                    f"({fmt_mib(S['wal_copy'])} within the copy steps) against {fmt_mib(S['wal_idle'])} in the idle "
                    "windows: the one-step copy holds one read snapshot, so checkpoints cannot restart the WAL until "
@@ -795,7 +815,7 @@ class Bench:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
                     break
-        fs = run_text(["findmnt", "-no", "FSTYPE,SOURCE", "-T", self.args.workdir])
+        fs = " ".join(run_text(["findmnt", "-no", "FSTYPE,SOURCE", "-T", self.args.workdir]).split())
         dev = os.path.basename(fs.split()[-1]) if fs else ""
         rot = ""
         with contextlib.suppress(OSError):
@@ -816,8 +836,9 @@ class Bench:
         b = self.build
         cmd = "python3 " + " ".join(shlex.quote(x) for x in [os.path.relpath(os.path.abspath(sys.argv[0]), REPO)]
                                     + sys.argv[1:])
-        disk = (f"{m['dev']} (kernel reports rotational={m['rotational']}; {m['virt']} guest, so the real backing "
-                f"storage is unknown)" if m["virt"] not in ("none", "unknown") else f"{m['dev']} rotational={m['rotational']}")
+        disk = (f"{m['dev']} (kernel reports rotational={m['rotational']}; virtualised (systemd-detect-virt: "
+                f"{m['virt']}), so the real backing storage is unknown)" if m["virt"] not in ("none", "unknown")
+                else f"{m['dev']} rotational={m['rotational']}")
         out = [f"# bench/backup: SQLite backup figures (one run)", "",
                f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; total run time "
                f"{(time.time() - self.started) / 60:.1f} min",
@@ -830,14 +851,16 @@ class Bench:
                f"index (account_id, occurred_on), WAL; built in {b['seconds']:.0f} s",
                f"- writer: separate process, WAL, synchronous=NORMAL, busy_timeout=5000, one INSERT per commit every "
                f"{a.interval_ms:g} ms; {R.get('writer_total', 0):,} commits, {R.get('writer_errors', 0)} errors in all",
-               f"- {a.rounds} interleaved rounds of (idle {a.idle_seconds:g} s, cp, tool backup), zstd/gzip order "
-               f"alternating; WAL reset (checkpoint TRUNCATE) before each window; -wal size polled every 50 ms", "",
+               f"- {a.backups} interleaved rounds of (idle {a.idle_seconds:g} s, cp, tool backup), the tool's compression "
+               f"alternating zstd, gzip, ...; WAL reset (checkpoint TRUNCATE) before each idle window, tool backup "
+               f"and busy `.backup` (not before cp); -wal size polled every 50 ms", "",
                "| metric | value | baseline | ratio |", "| --- | --- | --- | --- |"]
         out += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
         out += [""] + self.notes()
         out += ["", "## Raw values", ""]
         out.append(f"- cp (live): " + ", ".join(f"{c['seconds']:.2f} s integrity={'ok' if c['ok'] else 'BAD'} "
-                                                f"missing={c.get('missing_committed')}" for c in R["cp"]))
+                                                f"missing={c.get('missing_committed', 'unreadable')} ({c.get('check')} {c['check_seconds']:.0f} s)"
+                                                for c in R["cp"]))
         for method in ("zstd", "gzip"):
             out.append(f"- tool backup {method}: " + ", ".join(
                 (f"{x['seconds']:.2f} s (duration {x['duration']:.2f}, copy {x['copy']:.2f}, {x['size'] / MiB:.1f} MiB)"
@@ -854,14 +877,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-gb", type=float, default=1.0, help="database size in GiB (0.1 for a quick run)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "backup", "RESULTS.md"))
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each: 2x(idle, cp, backup)")
+    ap.add_argument("--backups", type=int, default=3,
+                    help="interleaved rounds of (idle, cp, tool backup), zstd/gzip alternating (default 3: "
+                         "zstd, gzip, zstd)")
+    ap.add_argument("--restore-gzip", action="store_true", help="also restore the gzip backup (zstd only by default)")
+    ap.add_argument("--phases-full", action="store_true",
+                    help="also time integrity_check and Python gzip alone (about +3 min at 1 GiB)")
     ap.add_argument("--interval-ms", type=float, default=3.0, help="writer: one commit every N ms")
     ap.add_argument("--idle-seconds", type=float, default=None, help="idle window (default 8 s at 1 GiB, >= 3 s)")
     ap.add_argument("--shell-timeout", type=float, default=None,
                     help="bound for sqlite3 .backup (default 60 s at 1 GiB, >= 15 s)")
     ap.add_argument("--workdir", default="/var/tmp", help="parent of the temp dir (needs ~4x --size-gb free)")
-    ap.add_argument("--skip-gzip-alone", action="store_true",
-                    help="skip the standalone gzip compress/decompress timing (the slowest step)")
     args = ap.parse_args()
     if args.idle_seconds is None:
         args.idle_seconds = max(3.0, min(8.0, 8.0 * args.size_gb))
