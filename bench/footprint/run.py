@@ -610,8 +610,9 @@ reference `build.sh --local-base` {builds['reference_build_s']:.0f} s, both cach
   costs no memory: the compilers only sit on disk.
 - Throughput: both containers are capped at 1 CPU, so requests/s is what (at most) one CPU
   serves with {R['after']['workers']} vs {B['after']['workers']} workers; {tput}. The machine has 2 cores shared with the load generator
-  and with other people's jobs, so absolute figures move between runs; read the ratio of the
-  interleaved runs. Not a capacity test: no nginx in front, a small database, one load profile.
+  and with other people's jobs, so absolute req/s and even the paired ratios of interleaved runs
+  swing by tens of per cent from run to run; requests per server CPU-second is the steadier
+  figure. Not a capacity test: no nginx in front, a small database, one load profile.
 """
     print(text)
     if not args.no_write:
