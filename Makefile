@@ -16,7 +16,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := $(BUILD)/dist/moneytracker-deploy-$(COLLECTION_VERSION).tar.gz
-MOLECULE_SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# The longest scenario first, so that the parallel runs finish together.
+MOLECULE_SCENARIOS ?= $(filter migrate,$(_SCENARIOS)) $(filter-out migrate,$(_SCENARIOS))
 
 .PHONY: help setup collection images docker-check lint unit integration molecule test demo demo-down clean
 
@@ -61,14 +63,23 @@ unit: setup
 integration: setup images
 	@if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then pytest tests/integration; else echo "no integration tests yet"; fi
 
+# Scenarios run MOLECULE_JOBS at a time (each has its own test host and Docker volume); each
+# one's log goes to $(BUILD)/logs/molecule-<scenario>.log and a failed one's tail is printed.
+MOLECULE_JOBS ?= 2
 molecule: setup images
-	@for s in $(MOLECULE_SCENARIOS); do \
-	  echo "=== molecule test -s $$s"; \
-	  start=$$(date +%s); molecule test -s $$s; \
-	  echo "=== molecule test -s $$s: $$(( $$(date +%s) - start )) s"; \
-	done
+	@mkdir -p $(BUILD)/logs
+	@printf '%s\n' $(MOLECULE_SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} bash -c '\
+	  start=$$(date +%s); \
+	  if molecule test -s {} > $(BUILD)/logs/molecule-{}.log 2>&1; then \
+	    echo "=== molecule test -s {}: passed in $$(( $$(date +%s) - start )) s"; \
+	    sed "s/\x1b\[[0-9;]*m//g" $(BUILD)/logs/molecule-{}.log | grep -aE "[0-9]+ passed" | tail -1; \
+	  else \
+	    echo "=== molecule test -s {}: FAILED after $$(( $$(date +%s) - start )) s (log: $(BUILD)/logs/molecule-{}.log)"; \
+	    sed "s/\x1b\[[0-9;]*m//g" $(BUILD)/logs/molecule-{}.log | tail -150; exit 1; \
+	  fi'
 
 test: lint unit integration molecule
+	@cat $(BUILD)/logs/figures-*.txt 2>/dev/null || true
 
 demo: setup images
 	scripts/sandbox.sh up
