@@ -20,6 +20,15 @@ def test_integrity_check_playbook(host, extra, job):
     assert "changed=0" in r.stdout
 
 
+def test_restore_of_a_file_that_is_no_backup_changes_nothing(host):
+    before = host.check_output("sha256sum /var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db")
+    r = run_playbook("restore", "-e", "backup=/etc/hostname", "-e", "confirm=yes")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "No restore plan on" in out and "not a backup file" in out and "Nothing was changed" in out, out
+    assert host.check_output("sha256sum /var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db") == before
+
+
 BAD_SCHEDULES = [
     ("sqlite_maintenance_backup_schedule", "61 2 * * *", "minute '61' is not 0-59"),
     ("sqlite_maintenance_prune_schedule", "45 2 * *", "it has 4 field(s)"),

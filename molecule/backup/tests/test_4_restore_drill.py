@@ -50,8 +50,9 @@ def test_restore_drill(host):
     after = _snapshot(host, account["id"])
     assert after["balance"]["transactions"] == 4 and after["accounts"] != before["accounts"]
 
-    # without confirmation (stdin is not a terminal, no -e confirm=yes): plan shown, refused
-    r = run_playbook("restore")
+    # a chosen backup without confirmation (stdin is not a terminal, no -e confirm=yes):
+    # the plan names it, then the play refuses
+    r = run_playbook("restore", "-e", f"backup={backup_path}")
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert "Restore not confirmed: nothing was changed" in out, out
