@@ -214,7 +214,7 @@ def test_rerun_changes_nothing_and_never_prints_the_secret(host):
     before = container(host, "backend")["Id"], container(host, "frontend")["Id"]
     r = subprocess.run(
         ["ansible-playbook", "-vv", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert re.search(r"changed=0\s", out), out[-1500:]

@@ -35,7 +35,7 @@ def runs(host):
         for k, v in extra.items():
             args += ["-e", f"{k}={v}"]
         procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env=dict(os.environ, ANSIBLE_NOCOLOR="1")))
+                                      env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")))
     results = {}
     for (_, needle), proc in zip(CASES, procs):
         out, _ = proc.communicate(timeout=600)

@@ -47,7 +47,7 @@ def playbook(name, *extra, wait=True):
     for e in extra:
         args += ["-e", e]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+                            env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     if not wait:
         return proc
     out, _ = proc.communicate(timeout=900)
@@ -117,7 +117,8 @@ def test_two_migrations_at_once_exactly_one_migrates(host, v1_rows):
     polls = [json.loads(line) for line in host.check_output(f"cat {log}").splitlines()]
     assert len(polls) > 20
     bad = [p for p in polls if p["status"] not in (200, 503) or p["seconds"] > 5]
-    assert bad == [], f"errors or hangs during the migration: {bad[:5]}"
+    assert bad == [], "errors or hangs during the migration:\n" + "\n".join(
+        f"+{p['t'] - polls[0]['t']:.1f}s status={p['status']} took={p['seconds']}s {p.get('error', '')}" for p in bad[:10])
     down = [p for p in polls if p["status"] == 503]
     assert down, "no maintenance answer seen during the migration"
     assert all(p.get("retry_after") == "60" for p in down)
