@@ -933,13 +933,31 @@ def inspect_copy(path: str) -> dict:
     return report
 
 
+def problem_lines(rows: list) -> list[str]:
+    """integrity_check / quick_check rows as one problem per line. SQLite may put many problems
+    into one row, separated by newlines, under a '*** in database main ***' header."""
+    lines = []
+    for row in rows:
+        for line in str(row).splitlines():
+            line = line.strip()
+            if line and not (line.startswith("*** in database") and line.endswith("***")):
+                lines.append(line)
+    return lines
+
+
+def first_problems(rows: list, n: int = 2, width: int = 200) -> str:
+    """'<count> problem(s), first: a; b' kept to one short line for stderr and syslog."""
+    lines = problem_lines(rows) or ["?"]
+    shown = "; ".join(line if len(line) <= width else line[: width - 3] + "..." for line in lines[:n])
+    return f"{len(lines)} problem(s), first: {shown}"
+
+
 def problem_summary(report: dict) -> str:
     if report.get("error") and report.get("integrity_check") in ([], [f"error: {report['error']}"]):
         return f"sqlite error: {report['error']}"
     parts = []
     if report.get("integrity_check") != ["ok"]:
-        first = report.get("integrity_check", ["?"])[:2]
-        parts.append(f"integrity_check: {len(report.get('integrity_check', []))} problem(s), first: {'; '.join(first)}")
+        parts.append(f"integrity_check: {first_problems(report.get('integrity_check') or ['?'])}")
     if report.get("foreign_key_check"):
         fk = report["foreign_key_check"][0]
         parts.append(f"foreign_key_check: {len(report['foreign_key_check'])} violation(s), first: "
@@ -1362,9 +1380,9 @@ def check_quick(cfg: dict, args) -> Result:
         rows = [f"error: {exc}"]
     seconds = round(time.monotonic() - t0, 3)
     if rows != ["ok"]:
-        raise ToolError(f"quick_check of the LIVE database {db} FAILED: {len(rows)} problem(s), first: "
-                        f"{'; '.join(rows[:2])}; restore from the newest verified backup (docs/runbooks)",
-                        EXIT_FAILED, database=db, problems=rows[:100])
+        raise ToolError(f"quick_check of the LIVE database {db} FAILED: {first_problems(rows)}; "
+                        "restore from the newest verified backup (docs/runbooks/integrity-check-failed.md)",
+                        EXIT_FAILED, database=db, problems=problem_lines(rows)[:100])
     LOG.info(f"check_quick: ok {db} ({seconds}s)")
     return Result(EXIT_OK, {"ok": True, "database": db, "quick_check": rows, "seconds": seconds,
                             "message": f"quick_check ok {db}"}, f"check --quick ok: {db} ({seconds}s)")
@@ -1658,7 +1676,7 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
         raise ToolError(f"restored {backup.name} into {db} (previous files aside: "
                         f"{', '.join(aside_done.values()) or 'none'}) but {start_error}", EXIT_FAILED, **data)
     if rows != ["ok"]:
-        raise ToolError(f"restored {backup.name} into {db} but its quick_check FAILED: {'; '.join(rows[:2])}; "
+        raise ToolError(f"restored {backup.name} into {db} but its quick_check FAILED: {first_problems(rows)}; "
                         f"previous files aside: {', '.join(aside_done.values()) or 'none'}", EXIT_FAILED, **data)
     LOG.warning(f"restore: {backup.path} (taken {when}) restored into {db}; previous files kept aside: "
                 f"{', '.join(aside_done.values()) or 'none'}", extra={"stderr": False})
