@@ -38,10 +38,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 setup: $(VENV)/.installed collection
 
 # Always rebuilt (a few seconds) so the installed copy never lags behind the checkout.
+# Always rebuilt (a few seconds) so the installed copy never lags behind the checkout. Installed
+# beside the old copy and swapped in, so a play running meanwhile keeps a whole collection.
 collection: $(VENV)/.installed
-	@rm -rf $(BUILD)/dist $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy
+	@rm -rf $(BUILD)/dist $(BUILD)/collections.new
 	ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
-	ansible-galaxy collection install --offline --no-deps --force -p $(ANSIBLE_COLLECTIONS_PATH) $(COLLECTION_TARBALL) >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/collections.new ansible-galaxy collection install --offline --no-deps --force -p $(BUILD)/collections.new $(COLLECTION_TARBALL) >/dev/null
+	@mkdir -p $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker
+	@rm -rf $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy.old
+	@if [ -d $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy ]; then \
+	  mv $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy.old; fi
+	@mv $(BUILD)/collections.new/ansible_collections/moneytracker/deploy $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy
+	@rm -rf $(BUILD)/collections.new $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy.old
 	@scripts/check-collection-deps.sh
 	@echo "installed $(COLLECTION_TARBALL) into $(ANSIBLE_COLLECTIONS_PATH)"
 
