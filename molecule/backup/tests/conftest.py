@@ -121,7 +121,7 @@ def api(host, method: str, path: str, body: dict | None = None):
 def run_playbook(name: str, *extra: str, callback: str = "ansible.builtin.default") -> subprocess.CompletedProcess:
     """ansible-playbook moneytracker.deploy.<name> against Molecule's inventory, stdin not a TTY."""
     args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{name}", *extra]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_STDOUT_CALLBACK=callback)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK=callback)
     return subprocess.run(args, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, env=env)
 
 

@@ -43,7 +43,7 @@ def test_bad_schedule_fails_at_preflight_and_changes_nothing(host, variable, val
     args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy",
             "-e", f"{variable}='{value}'"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600,
-                       env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+                       env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert f"{variable} must be a cron schedule" in out and reason in out, out
