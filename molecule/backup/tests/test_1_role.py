@@ -74,9 +74,9 @@ def test_cron_file_has_the_configured_schedules(host, cron):
         assert jobs[0]["user"] == "root"
 
 
-def test_checks_run_at_low_priority(cron):
+def test_backup_and_checks_run_at_low_priority(cron):
     for job in cron["jobs"]:
-        if " check " in job["command"]:
+        if " check " in job["command"] or job["command"].endswith(" backup"):
             assert job["command"].startswith("/usr/bin/nice -n 10 /usr/bin/ionice -c 3 -t "), job
 
 

@@ -123,7 +123,7 @@ def test_two_migrations_at_once_exactly_one_migrates(host, v1_rows):
     assert down, "no maintenance answer seen during the migration"
     assert all(p.get("retry_after") == "60" for p in down)
     window = down[-1]["t"] - down[0]["t"]
-    match = re.search(r"maintenance window ([0-9.]+) s", migrated[0])
+    match = re.search(r"maintenance window ([0-9.]+)\s+s", migrated[0])
     figure = (f"maintenance window of the v1->v2 migration: {window:.1f} s seen by a client polling every 0.2 s, "
               f"{match.group(1) if match else '?'} s measured by the play; {len(polls)} requests, 0 errors, 0 hangs\n")
     print(figure)
