@@ -1,0 +1,60 @@
+"""The cadvisor role with bad input on the converged host (cadvisor-only.yml): it fails at its
+preflight, names the variable, and changes nothing (recap changed=0; the compose file, the
+Prometheus configuration and the running containers the same).
+
+Runs ansible-playbook from the controller against Molecule's inventory, as an operator would; the
+cases run side by side (each only reads the host until its preflight fails).
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT, PROJECT_DIR, SCENARIO
+
+CASES = [
+    ({"cadvisor_listen_address": "localhost"}, "cadvisor_listen_address must be an IP address"),
+    ({"cadvisor_listen_address": "0.0.0.0"}, "cadvisor_allow_unauthenticated_exposure"),
+    ({"cadvisor_housekeeping_interval": "10"}, "cadvisor_housekeeping_interval must be a duration"),
+    ({"cadvisor_max_housekeeping_interval": "5s"}, "cadvisor_max_housekeeping_interval (5s) must not be shorter"),
+    ({"cadvisor_port": 8080}, "no port may be used by two services"),
+    ({"cadvisor_enable_metrics": ["cpu", "gpu"]}, "cadvisor_enable_metrics may only name"),
+    ({"cadvisor_image": "ghcr.io/google/cadvisor:latest"}, "cadvisor_image must name an image pinned"),
+    ({"cadvisor_prometheus_retention_size": "1G"}, "cadvisor_prometheus_retention_size must be a size"),
+]
+STATE = (f"sha256sum {PROJECT_DIR}/compose.yaml {PROJECT_DIR}/prometheus/prometheus.yml"
+         f" {PROJECT_DIR}/prometheus/rules/moneytracker.yml;"
+         f" docker ps -q --no-trunc --filter label=com.docker.compose.project={PROJECT} | sort")
+
+
+@pytest.fixture(scope="module")
+def runs(host):
+    before = host.check_output(STATE)
+    playbook = str(Path(SCENARIO) / "cadvisor-only.yml")
+    procs = []
+    for extra, _ in CASES:
+        args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, "-e", json.dumps(extra)]
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      stdin=subprocess.DEVNULL, env=dict(os.environ, ANSIBLE_NOCOLOR="1")))
+    results = {}
+    for (_, needle), proc in zip(CASES, procs):
+        out, _ = proc.communicate(timeout=600)
+        results[needle] = (proc.returncode, out)
+    return before, host.check_output(STATE), results
+
+
+@pytest.mark.parametrize("needle", [c[1] for c in CASES])
+def test_bad_input_fails_at_preflight_naming_it(runs, needle):
+    _, _, results = runs
+    rc, out = results[needle]
+    assert rc != 0, out
+    assert needle in out, out[-3000:]
+    assert "changed=0" in out and "failed=1" in out, out[-3000:]
+    assert "moneytracker.deploy.cadvisor : Preflight" in out, out[-3000:]
+
+
+def test_bad_input_changed_nothing_on_the_host(runs):
+    before, after, _ = runs
+    assert before == after
