@@ -20,7 +20,7 @@ _SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecul
 # The longest scenario first, so that the parallel runs finish together.
 MOLECULE_SCENARIOS ?= $(filter migrate,$(_SCENARIOS)) $(filter-out migrate,$(_SCENARIOS))
 
-.PHONY: help setup collection images docker-check lint unit integration molecule test demo demo-down clean
+.PHONY: help setup collection images docker-check lint unit prometheus-rules integration molecule test demo demo-down clean
 
 help:
 	@echo "make demo        deploy the reference app to the local sandbox host and print its URL"
@@ -60,6 +60,7 @@ docker-check:
 images: docker-check
 	scripts/build-images.sh testhost
 	@if [ -x examples/moneytracker/build.sh ]; then examples/moneytracker/build.sh --local-base --save $(BUILD)/images; fi
+	@if [ -x examples/monitoring/build.sh ]; then examples/monitoring/build.sh --local-base --save $(BUILD)/images; fi
 
 lint: setup
 	yamllint --strict .
@@ -67,6 +68,11 @@ lint: setup
 
 unit: setup
 	pytest tests/unit
+
+# promtool from PATH, or else the one in the Prometheus test image (built by `make images`).
+prometheus-rules: setup images
+	@if command -v promtool >/dev/null; then tests/prometheus/run.sh; \
+	else PROMTOOL_IMAGE=moneytracker-test/prometheus:debian13 tests/prometheus/run.sh; fi
 
 integration: setup images
 	@if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then pytest tests/integration; else echo "no integration tests yet"; fi
@@ -86,7 +92,7 @@ molecule: setup images
 	    sed "s/\x1b\[[0-9;]*m//g" $(BUILD)/logs/molecule-{}.log | tail -150; exit 1; \
 	  fi'
 
-test: lint unit integration molecule
+test: lint unit prometheus-rules integration molecule
 	@cat $(BUILD)/logs/figures-*.txt 2>/dev/null || true
 
 demo: setup images
