@@ -90,7 +90,7 @@ def test_the_rules_written_are_the_rules_loaded(host):
     assert loaded == want
     assert want["containers"] == ["ContainerMemoryNearLimit", "ContainerOomKilled", "ContainerRestarting"]
     assert want["moneytracker-db"] == ["MoneyTrackerBackupTooOld", "MoneyTrackerDbMetricsMissing",
-                                       "MoneyTrackerIntegrityCheckFailed"]
+                                       "MoneyTrackerIntegrityCheckFailed", "MoneyTrackerMaintenanceLockStale"]
     for group in prom(host, "/api/v1/rules")["groups"]:
         for rule in group["rules"]:
             assert rule["health"] == "ok", rule
