@@ -32,25 +32,10 @@ LABEL=org.moneytracker.inputs
 log() { printf '[moneytracker-build] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-local_base=false save_dir="" no_cache=false
-while (($#)); do
-  case "$1" in
-    --local-base) local_base=true ;;
-    --save) [[ $# -ge 2 ]] || die "--save needs a directory"; save_dir="$2"; shift ;;
-    --save=*) save_dir="${1#--save=}" ;;
-    --no-cache) no_cache=true ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-  shift
-done
-
-command -v docker >/dev/null || die "docker CLI not found"
-docker info >/dev/null 2>&1 || die "the Docker engine does not answer (is dockerd running?)"
-
-# One build at a time on this machine (the Makefile, Molecule and a developer may all call this).
-exec 9>"${TMPDIR:-/tmp}/moneytracker-build.lock"
-flock 9
+# shellcheck source=../../scripts/lib/image-build.sh
+source "$ROOT/scripts/lib/image-build.sh"
+parse_build_args "$@"
+require_docker
 
 if $local_base; then
   "$ROOT/scripts/build-images.sh" base
@@ -67,8 +52,6 @@ else
   extra_ca=""
 fi
 
-image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
-
 # Hash of a build context's files (what .dockerignore lets in), the build args and the base
 # images' IDs (their names when they are not present locally).
 inputs_hash() {
@@ -84,8 +67,6 @@ inputs_hash() {
     done
   } | sha256sum | cut -c1-16
 }
-
-size_of() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0fMB", $1/1e6}'; }
 
 built=() skipped=() fresh_contexts=()
 build() {  # build TAG CONTEXT ARG...
@@ -123,19 +104,5 @@ build "moneytracker/frontend:$FRONTEND_VERSION" "$HERE/frontend" \
 log "done in $((SECONDS - total_start))s: ${#built[@]} built, ${#skipped[@]} up to date"
 
 if [[ -n "$save_dir" ]]; then
-  mkdir -p "$save_dir"
-  for tag in "${BACKEND_RELEASES[@]/#/moneytracker/backend:}" "moneytracker/frontend:$FRONTEND_VERSION"; do
-    file="$save_dir/${tag//[\/:]/-}.tar"
-    want="$(image_id "$tag")"; want="${want#sha256:}"
-    have=""
-    [[ -f "$file" ]] && have="$(tar -xOf "$file" manifest.json 2>/dev/null | grep -o '"Config":"[^"]*"' | grep -o '[0-9a-f]\{64\}' | head -1 || true)"
-    if [[ -n "$have" && "$have" == "$want" ]]; then
-      log "kept: $file (image unchanged)"
-      continue
-    fi
-    docker save -o "$file.tmp" "$tag"
-    chmod 0644 "$file.tmp"
-    mv -f "$file.tmp" "$file"
-    log "saved: $file ($(du -m "$file" | cut -f1)MB)"
-  done
+  save_images "$save_dir" "${BACKEND_RELEASES[@]/#/moneytracker/backend:}" "moneytracker/frontend:$FRONTEND_VERSION"
 fi

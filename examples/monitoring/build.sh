@@ -31,32 +31,15 @@ IMAGES=(
 log() { printf '[monitoring-build] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-local_base=false save_dir="" no_cache=false
-while (($#)); do
-  case "$1" in
-    --local-base) local_base=true ;;
-    --save) [[ $# -ge 2 ]] || die "--save needs a directory"; save_dir="$2"; shift ;;
-    --save=*) save_dir="${1#--save=}" ;;
-    --no-cache) no_cache=true ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
-  esac
-  shift
-done
-
-command -v docker >/dev/null || die "docker CLI not found"
-docker info >/dev/null 2>&1 || die "the Docker engine does not answer (is dockerd running?)"
-
-# One build at a time on this machine (shared with examples/moneytracker/build.sh).
-exec 9>"${TMPDIR:-/tmp}/moneytracker-build.lock"
-flock 9
+# shellcheck source=../../scripts/lib/image-build.sh
+source "$ROOT/scripts/lib/image-build.sh"
+parse_build_args "$@"
+require_docker
 
 if $local_base; then
   "$ROOT/scripts/build-images.sh" base
   DEBIAN_IMAGE="${MONEYTRACKER_BASE_IMAGE:-moneytracker-local/debian:trixie}"
 fi
-
-image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 
 inputs_hash() {  # CONTEXT: its files, the base image name and ID
   {
@@ -85,19 +68,7 @@ done
 log "done in $((SECONDS - total_start))s: $built built, $skipped up to date"
 
 if [[ -n "$save_dir" ]]; then
-  mkdir -p "$save_dir"
-  for entry in "${IMAGES[@]}"; do
-    read -r tag _ <<<"$entry"
-    file="$save_dir/${tag//[\/:]/-}.tar"
-    want="$(image_id "$tag")"; want="${want#sha256:}"
-    have=""
-    [[ -f "$file" ]] && have="$(tar -xOf "$file" manifest.json 2>/dev/null | grep -o '"Config":"[^"]*"' | grep -o '[0-9a-f]\{64\}' | head -1 || true)"
-    if [[ -n "$have" && "$have" == "$want" ]]; then
-      log "kept: $file (image unchanged)"; continue
-    fi
-    docker save -o "$file.tmp" "$tag"
-    chmod 0644 "$file.tmp"
-    mv -f "$file.tmp" "$file"
-    log "saved: $file ($(du -m "$file" | cut -f1)MB)"
-  done
+  tags=()
+  for entry in "${IMAGES[@]}"; do read -r tag _ <<<"$entry"; tags+=("$tag"); done
+  save_images "$save_dir" "${tags[@]}"
 fi
