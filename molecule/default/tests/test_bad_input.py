@@ -5,10 +5,13 @@ and the running containers the same).
 Runs ansible-playbook from the controller against Molecule's inventory, as an operator would;
 the cases run side by side (each only reads the host until its preflight fails).
 """
-import os
-import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from playbook_runs import run_side_by_side  # noqa: E402  pylint: disable=wrong-import-position
 
 CASES = [
     ({"docker_log_max_size": "10 megs"}, "docker_log_max_size"),
@@ -29,17 +32,8 @@ STATE = ("sha256sum /etc/docker/daemon.json /opt/moneytracker/compose.yaml /opt/
 @pytest.fixture(scope="module")
 def runs(host):
     before = host.check_output(STATE)
-    procs = []
-    for extra, _ in CASES:
-        args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"]
-        for k, v in extra.items():
-            args += ["-e", f"{k}={v}"]
-        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")))
-    results = {}
-    for (_, needle), proc in zip(CASES, procs):
-        out, _ = proc.communicate(timeout=600)
-        results[needle] = (proc.returncode, out)
+    outs = run_side_by_side("moneytracker.deploy.deploy", [[f"{k}={v}" for k, v in extra.items()] for extra, _ in CASES])
+    results = {needle: out for (_, needle), out in zip(CASES, outs)}
     return before, host.check_output(STATE), results
 
 

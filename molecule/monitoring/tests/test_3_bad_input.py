@@ -6,13 +6,15 @@ Runs ansible-playbook from the controller against Molecule's inventory, as an op
 cases run side by side (each only reads the host until its preflight fails).
 """
 import json
-import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import PROJECT, PROJECT_DIR, SCENARIO
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from playbook_runs import run_side_by_side  # noqa: E402  pylint: disable=wrong-import-position
 
 CASES = [
     ({"cadvisor_listen_address": "localhost"}, "cadvisor_listen_address must be an IP address"),
@@ -32,16 +34,8 @@ STATE = (f"sha256sum {PROJECT_DIR}/compose.yaml {PROJECT_DIR}/prometheus/prometh
 @pytest.fixture(scope="module")
 def runs(host):
     before = host.check_output(STATE)
-    playbook = str(Path(SCENARIO) / "cadvisor-only.yml")
-    procs = []
-    for extra, _ in CASES:
-        args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook, "-e", json.dumps(extra)]
-        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      stdin=subprocess.DEVNULL, env=dict(os.environ, ANSIBLE_NOCOLOR="1")))
-    results = {}
-    for (_, needle), proc in zip(CASES, procs):
-        out, _ = proc.communicate(timeout=600)
-        results[needle] = (proc.returncode, out)
+    outs = run_side_by_side(str(Path(SCENARIO) / "cadvisor-only.yml"), [[json.dumps(extra)] for extra, _ in CASES])
+    results = {needle: out for (_, needle), out in zip(CASES, outs)}
     return before, host.check_output(STATE), results
 
 
