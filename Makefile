@@ -17,8 +17,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := $(BUILD)/dist/moneytracker-deploy-$(COLLECTION_VERSION).tar.gz
 _SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-# The longest scenario first, so that the parallel runs finish together.
-MOLECULE_SCENARIOS ?= $(filter migrate,$(_SCENARIOS)) $(filter-out migrate,$(_SCENARIOS))
+# The longest scenarios first, so that the parallel runs finish together.
+_LONGEST := crash migrate
+MOLECULE_SCENARIOS ?= $(filter $(_LONGEST),$(_SCENARIOS)) $(filter-out $(_LONGEST),$(_SCENARIOS))
 
 .PHONY: help setup collection images docker-check lint unit prometheus-rules integration molecule test demo demo-down clean
 

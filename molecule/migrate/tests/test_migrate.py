@@ -3,10 +3,13 @@
 The tests run in file order and build on each other (the host starts at release 1.0.0):
   v1 data -> two migrate.yml at once to 2.0.0 (one migrates, the other fails naming the holder;
   the frontend answers 200 or 503 + Retry-After throughout, never an error or a hang) -> rerun
-  changes nothing -> a broken release: database back to the pre-migration state, 2.0.0 serves,
-  lock free -> rollback to 1.0.0 (refused without restore, listing the writes it would lose;
-  then with restore: v1 serves the v1 data) -> a stale lock is reported and unlock.yml clears it
-  -> two migrate.yml at once with waiting: one migrates, the other waits and finds nothing pending.
+  changes nothing -> a broken release under four writers through nginx: every write answered 2xx
+  is in the live database by id exactly once, the schema is unchanged, 2.0.0 serves, lock free
+  -> prune with a release history keeps the pre-migration backup a rollback needs -> rollback to
+  1.0.0 (refused without restore, listing the writes it would lose; then with restore: v1 serves
+  the v1 data) -> a stale lock is reported and unlock.yml clears it -> two migrate.yml at once
+  with waiting: one migrates, the other waits and finds nothing pending.
+Output is compared with its whitespace folded: Ansible's YAML callback wraps long messages.
 """
 import json
 import os
@@ -15,7 +18,13 @@ import subprocess
 import time
 import uuid
 
+import sys
+from pathlib import Path
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import writer_load  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 BASE = "http://127.0.0.1:8080"
@@ -51,12 +60,12 @@ def playbook(name, *extra, wait=True):
     if not wait:
         return proc
     out, _ = proc.communicate(timeout=900)
-    return proc.returncode, out
+    return proc.returncode, " ".join(out.split())
 
 
 def finish(proc):
     out, _ = proc.communicate(timeout=900)
-    return proc.returncode, out
+    return proc.returncode, " ".join(out.split())
 
 
 def api(host, method, path, payload=None):
@@ -141,20 +150,50 @@ def test_rerun_finds_nothing_pending_and_changes_nothing(host):
     assert "Migrated" not in out
 
 
-def test_broken_migration_restores_the_database_and_the_previous_release(host):
-    before = dump(host)
-    rc, out = playbook("migrate", f"app_backend_image={BROKEN}")
+def schema(host):
+    return host.check_output(f"sqlite3 -safe -readonly {DB} .schema")
+
+
+def journal(host):
+    return json.loads(host.check_output(f"{TOOL} migration status --json"))
+
+
+def test_broken_migration_under_writers_loses_no_write(host):
+    schema_before = schema(host)
+    tag = "b" + uuid.uuid4().hex[:6]
+    writer_load.start(host, tag)
+    try:
+        rc, out = playbook("migrate", f"app_backend_image={BROKEN}")
+    finally:
+        records = writer_load.stop(host, tag)
     assert rc != 0
-    assert "The migration failed at step: migrate (moneytracker/backend:2.1.0-broken)" in out, out[-3000:]
-    assert "restored from /var/backups/moneytracker/" in out and "previous release serves again" in out
+    assert "The migration failed at step: Migration | Run the migration on the copy" in out, out[-3000:]
+    assert "The live database was never changed" in out and "previous release serves again" in out, out[-3000:]
     assert "FAILED (database now at 0002)" in out  # the migration's own output is in the message
-    backup = re.search(r"Backup used: (\S+)\.", out).group(1)
+    backup = re.search(r"Backup taken before the window: (\S+)\.", out).group(1)
     assert host.file(backup).exists
-    assert dump(host) == before, "the database differs from the pre-migration state"
+    figures = writer_load.check(host, tag, records)
+    print(f"broken migration under 4 writers: {figures}")
+    assert schema(host) == schema_before, "the live schema changed"
     assert api(host, "GET", "/api/version")["release"] == "2.0.0"
     assert host.check_output(f"grep -c 2.0.0 {PROJECT}/compose.yaml").strip() != "0"
     assert not host.file(f"{PROJECT}/maintenance/on").exists
-    assert lock_state(host)["state"] == "free"
+    assert not host.file(f"{DB}.migrating").exists
+    status = journal(host)
+    assert (status["unfinished"], status["lock"]["state"]) == (False, "free")
+
+
+def test_prune_keeps_the_backups_the_release_history_names(host):
+    releases = [json.loads(host.check_output(f"cat {PROJECT}/releases/{r}/release.json"))
+                for r in sorted(host.check_output(f"ls {PROJECT}/releases").split())]
+    needed = [r["pre_migration_backup"] for r in releases if r.get("pre_migration_backup")]
+    assert needed, "no release names a pre-migration backup"
+    for _ in range(3):
+        host.check_output(f"{TOOL} backup --no-offsite")
+    r = host.run(f"{TOOL} prune --json")
+    assert r.rc == 0, r.stdout + r.stderr
+    for path in needed:
+        assert host.file(path).exists, f"prune deleted {path}, which the release history names"
 
 
 def test_rollback_to_v1_says_what_a_restore_loses_then_restores(host, v1_rows):
@@ -162,9 +201,12 @@ def test_rollback_to_v1_says_what_a_restore_loses_then_restores(host, v1_rows):
     api(host, "POST", "/api/transactions", {"account_id": account["id"], "amount_cents": 7, "description": "v2-only",
                                             "occurred_on": "2026-11-02", "category": "test"})
     first_release = sorted(host.check_output(f"ls {PROJECT}/releases").split())[0]
+    v1_max = int(host.check_output(
+        f"sqlite3 -safe -readonly {DB} \"SELECT max(id) FROM transactions WHERE description LIKE 'v1-%'\""))
+    newer = int(host.check_output(f"sqlite3 -safe -readonly {DB} \"SELECT count(*) FROM transactions WHERE id > {v1_max}\""))
     rc, out = playbook("rollback", f"app_rollback_to={first_release}")
     assert rc != 0
-    assert "needs 0001" in out and '"transactions": 1' in out and "app_rollback_restore=true" in out, out[-2500:]
+    assert "needs 0001" in out and f'"transactions": {newer}' in out and "app_rollback_restore=true" in out, out[-2500:]
     assert api(host, "GET", "/api/version")["release"] == "2.0.0", "a refused rollback must change nothing"
 
     rc, out = playbook("rollback", f"app_rollback_to={first_release}", "app_rollback_restore=true")
@@ -185,7 +227,7 @@ def test_stale_lock_is_reported_and_unlock_clears_it(host):
 
     rc, out = playbook("unlock", "confirm=yes")
     assert rc == 0, out[-2000:]
-    assert "Lock broken." in out
+    assert "broken (it was stale, held by crashed-operator@ctl" in out, out[-2000:]
     assert lock_state(host)["state"] == "free"
 
 

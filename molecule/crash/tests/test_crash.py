@@ -1,0 +1,133 @@
+"""Safe after a crash: the controller is killed (SIGKILL to ansible-playbook's whole process
+group) at each step of the migration flow while four clients write through nginx, then the
+operator's next command, `deploy.yml` with the same release, runs.
+
+Each case starts from release 1.0.0 (schema 0001) with data, and afterwards expects:
+the app serving a release that matches the schema on disk (2.0.0 / 0002: the rerun either
+finished the migration or reverted it and migrated again), the maintenance page off, the lock
+free, no unfinished journal, every write answered 2xx present by id exactly once, and the
+rerun's output saying what it found and what it did.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+
+PROJECT = "/opt/moneytracker"
+TOOL = "/usr/local/sbin/moneytracker-db"
+DB = writer_load.DB
+BASELINE = "/root/v1-baseline.db"
+V2 = "moneytracker/backend:2.0.0"
+TASK = "TASK [moneytracker.deploy.app : Migration | "
+
+# (the task the controller is killed in, seconds after its banner, what the rerun must say)
+STEPS = [
+    ("Ask again, under the lock, what is pending", 0.3, "left no migration journal"),
+    ("Take a verified backup (kept for a later rollback)", 0.5, "had not been swapped in"),
+    ("Maintenance page on", 0.3, "had not been swapped in"),
+    ("Stop the backend", 0.5, "had not been swapped in"),
+    ("Run the migration on the copy (at most app_migration_timeout seconds)", 1.0, "had not been swapped in"),
+    ("Check the copy and swap it in (quick_check, foreign keys, schema)", 1.0, "been swapped in"),
+    ("Start the new backend and wait until it is healthy", 1.0, "HAD been swapped in"),
+    ("Close the journal (the pre-swap file is removed)", 0.5, "HAD been swapped in"),
+]
+
+
+def env():
+    return dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+
+
+def playbook_args(name, *extra):
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{name}"]
+    for e in extra:
+        args += ["-e", e]
+    return args
+
+
+def run_killed_at(task, delay):
+    """migrate.yml to 2.0.0, killed (whole process group, SIGKILL) `delay` s after `task` starts."""
+    proc = subprocess.Popen(playbook_args("migrate", f"app_backend_image={V2}"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env(),
+                            start_new_session=True)
+    seen = []
+    deadline = time.time() + 600
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(TASK + task):
+            time.sleep(delay)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return "".join(seen)
+        if time.time() > deadline:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise AssertionError(f"the task '{task}' never started:\n" + "".join(seen)[-3000:])
+
+
+def run(name, *extra):
+    proc = subprocess.run(playbook_args(name, *extra), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, text=True, env=env(), timeout=900, check=False)
+    return proc.returncode, proc.stdout
+
+
+def version(host):
+    return json.loads(host.check_output("curl -sS --max-time 10 http://127.0.0.1:8080/api/version"))
+
+
+@pytest.fixture(scope="module")
+def baseline(host):
+    """Release 1.0.0 with an account; its database and compose file kept to start each case from."""
+    assert version(host)["release"] == "1.0.0"
+    host.check_output("curl -sS -X POST -H 'Content-Type: application/json' "
+                      "-H \"X-CSRF-Token: $(curl -sS http://127.0.0.1:8080/api/csrf | python3 -c "
+                      "'import json,sys; print(json.load(sys.stdin)[\"token\"])')\" "
+                      "--data '{\"name\": \"crash-tests\"}' http://127.0.0.1:8080/api/accounts")
+    host.check_output(f"sqlite3 {DB} \".backup {BASELINE}\"")
+    host.check_output(f"cp {PROJECT}/compose.yaml /root/v1-compose.yaml")
+    return BASELINE
+
+
+def reset_to_v1(host):
+    """Back to 1.0.0 / schema 0001 (a test fixture, not an operator procedure)."""
+    if version(host).get("release") == "1.0.0":
+        return
+    host.check_output(
+        f"set -e; cd {PROJECT}; docker compose stop backend; cp /root/v1-compose.yaml compose.yaml;"
+        f" cp {BASELINE} {DB}; rm -f {DB}-wal {DB}-shm; chown 10001:10001 {DB};"
+        " docker compose up -d --wait backend; docker compose exec frontend nginx -s reload")
+    assert version(host)["release"] == "1.0.0"
+
+
+@pytest.mark.parametrize("task,delay,found", STEPS, ids=[s[0].split(" (")[0] for s in STEPS])
+def test_killed_controller_then_deploy_settles_and_loses_nothing(host, baseline, task, delay, found):
+    reset_to_v1(host)
+    tag = "k" + uuid.uuid4().hex[:6]
+    writer_load.start(host, tag)
+    try:
+        killed_out = run_killed_at(task, delay)
+        time.sleep(1)
+        rc, out = run("deploy", f"app_backend_image={V2}")
+    finally:
+        records = writer_load.stop(host, tag)
+    assert rc == 0, f"deploy.yml after the kill failed:\n{out[-4000:]}\n--- killed run:\n{killed_out[-1500:]}"
+    assert found in out, out[-4000:]
+
+    v = version(host)
+    assert (v["release"], v["schema"]) == ("2.0.0", "0002"), v
+    assert host.check_output(f"{TOOL} migration status --json | python3 -c "
+                             "'import json,sys; d=json.load(sys.stdin); print(d[\"unfinished\"], d[\"lock\"][\"state\"])'"
+                             ) == "False free"
+    assert not host.file(f"{PROJECT}/maintenance/on").exists
+    assert not host.file(f"{DB}.migrating").exists and not host.file(f"{DB}.pre-swap").exists
+    figures = writer_load.check(host, tag, records)
+    print(f"killed at '{task}': {figures}")
