@@ -15,9 +15,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import secrets
+import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +46,24 @@ HARDENED = [
     "--pids-limit", "128",
 ]
 BACKEND_USER = ["--user", "10001:10001"]
+# The secret reaches the backend as the deploy gives it: a file in a read-only bind-mounted
+# directory (root:10001 0750), the file 10001 0400; only its path is in the environment.
+SECRET_DIR_IN_CONTAINER = "/run/secrets"
+SECRET_FILE_ENV = f"MONEYTRACKER_SECRET_KEY_FILE={SECRET_DIR_IN_CONTAINER}/secret_key"
+
+
+def secret_dir(value: str, owner: int = 10001, mode: int = 0o400) -> str:
+    """A host directory holding `value` as secret_key, laid out like the app role's secrets dir.
+    The caller removes it (Resources does)."""
+    path = tempfile.mkdtemp(prefix="mt-it-secret-")
+    os.chown(path, 0, 10001)
+    os.chmod(path, 0o750)
+    key = os.path.join(path, "secret_key")
+    with open(key, "w", encoding="utf-8") as f:
+        f.write(value)
+    os.chown(key, owner, owner)
+    os.chmod(key, mode)
+    return path
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -100,6 +121,7 @@ class Resources:
         self.containers: list[str] = []
         self.volumes: list[str] = []
         self.networks: list[str] = []
+        self.dirs: list[str] = []
         self._n = 0
 
     def name(self, kind: str) -> str:
@@ -111,6 +133,12 @@ class Resources:
         docker("volume", "create", name)
         self.volumes.append(name)
         return name
+
+    def secret_mount(self, value: str = SECRET, **kwargs) -> list[str]:
+        """docker run options that give the backend `value` as its secret file."""
+        path = secret_dir(value, **kwargs)
+        self.dirs.append(path)
+        return ["-v", f"{path}:{SECRET_DIR_IN_CONTAINER}:ro", "-e", SECRET_FILE_ENV]
 
     def network(self) -> str:
         name = self.name("net")
@@ -125,15 +153,17 @@ class Resources:
             docker("volume", "rm", "-f", name, check=False)
         for name in self.networks:
             docker("network", "rm", name, check=False)
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
 
     # -- the backend ---------------------------------------------------------------------------
     def backend(self, release: str, volume: str, *, network: str | None = None, env: dict | None = None,
                 wait_live: bool = True) -> tuple[str, str]:
-        """Start a hardened backend; return (container name, base URL on 127.0.0.1)."""
+        """Start a hardened backend (its secret as a file); return (container name, base URL on 127.0.0.1)."""
         name = self.name("backend")
         self.containers.append(name)
         args = ["run", "-d", "--name", name, *HARDENED, *BACKEND_USER,
-                "-e", f"DATABASE_URL={DB_URL}", "-e", f"MONEYTRACKER_SECRET_KEY={SECRET}",
+                "-e", f"DATABASE_URL={DB_URL}", *self.secret_mount(),
                 "-v", f"{volume}:/data", "-p", "127.0.0.1::8000"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
@@ -308,6 +338,47 @@ def test_app_refuses_to_start_without_a_valid_secret(secret):
     assert ("too short" if secret else "is not set") in proc.stderr
     if secret:
         assert secret not in proc.stdout + proc.stderr
+
+
+def test_secret_file_keeps_the_secret_out_of_docker_inspect(res):
+    name, _ = res.backend("2.0.0", res.volume())  # started: the server accepted the file's secret
+    inspected = docker("inspect", name).stdout
+    assert SECRET not in inspected
+    env = json.loads(inspected)[0]["Config"]["Env"]
+    assert SECRET_FILE_ENV in env
+    assert not [e for e in env if e.startswith("MONEYTRACKER_SECRET_KEY=")]
+    # Only the app's uid reads it; the read-only mount cannot be changed from inside.
+    assert docker("exec", name, "stat", "-c", "%u %a", f"{SECRET_DIR_IN_CONTAINER}/secret_key").stdout.split() == \
+        ["10001", "400"]
+    assert docker("exec", name, "sh", "-c", f"echo x > {SECRET_DIR_IN_CONTAINER}/secret_key",
+                  check=False).returncode != 0
+    assert docker("exec", "--user", "101:101", name, "cat", f"{SECRET_DIR_IN_CONTAINER}/secret_key",
+                  check=False).returncode != 0
+    logs = docker("logs", name)
+    assert SECRET not in logs.stdout + logs.stderr
+
+
+def test_secret_file_wins_over_the_variable(res):
+    # A valid file beside a short variable: the server starts (it used the file).
+    res.backend("2.0.0", res.volume(), env={"MONEYTRACKER_SECRET_KEY": "short-variable-Qz9Xw"})
+    # A short file beside a valid variable: it refuses, naming the file (no silent fallback).
+    short = "short-file-secret-Qz9Xw"
+    proc = docker("run", "--rm", *HARDENED, *BACKEND_USER, "-e", f"DATABASE_URL={DB_URL}",
+                  *res.secret_mount(short), "-e", f"MONEYTRACKER_SECRET_KEY={SECRET}",
+                  BACKEND["2.0.0"], check=False, timeout=60)
+    assert proc.returncode == 78, proc
+    assert "refusing to start: MONEYTRACKER_SECRET_KEY_FILE (/run/secrets/secret_key) is too short" in proc.stderr
+    assert short not in proc.stdout + proc.stderr and SECRET not in proc.stdout + proc.stderr
+
+
+def test_unreadable_secret_file_is_refused_by_name(res):
+    # Owned by root, 0400: the app's uid 10001 cannot read it.
+    proc = docker("run", "--rm", *HARDENED, *BACKEND_USER, "-e", f"DATABASE_URL={DB_URL}",
+                  *res.secret_mount(owner=0), BACKEND["2.0.0"], check=False, timeout=60)
+    assert proc.returncode == 78, proc
+    assert ("refusing to start: MONEYTRACKER_SECRET_KEY_FILE (/run/secrets/secret_key) cannot be read: "
+            "Permission denied") in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr
 
 
 def test_auto_migrate_runs_under_the_lock_before_start(res):

@@ -1,4 +1,5 @@
-"""Settings from the environment, validated once at start. The secret never appears in a repr or log."""
+"""Settings from the environment, validated once at start. The secret never appears in a repr or log;
+it is read from MONEYTRACKER_SECRET_KEY_FILE when that is set (MONEYTRACKER_SECRET_KEY otherwise)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,26 @@ def database_url() -> str:
 
 
 def secret_key() -> str:
-    value = os.environ.get("MONEYTRACKER_SECRET_KEY", "")
+    """The secret from the file MONEYTRACKER_SECRET_KEY_FILE names (how the deploy gives it: a
+    read-only file only the app's uid can read, so it is not in `docker inspect`), else from
+    MONEYTRACKER_SECRET_KEY. Error messages name the variable and the path, never the value."""
+    path = os.environ.get("MONEYTRACKER_SECRET_KEY_FILE", "")
+    if path:
+        source = f"MONEYTRACKER_SECRET_KEY_FILE ({path})"
+        try:
+            with open(path, encoding="utf-8") as secret_file:
+                # One trailing line break is how editors end a file; it is not part of the secret.
+                value = secret_file.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ConfigError(f"{source} cannot be read: {reason}") from None
+    else:
+        source = "MONEYTRACKER_SECRET_KEY"
+        value = os.environ.get("MONEYTRACKER_SECRET_KEY", "")
     if len(value) < MIN_SECRET_LENGTH:
-        state = "is not set" if not value else f"is too short ({len(value)} characters)"
+        state = f"is too short ({len(value)} characters)" if value else ("is empty" if path else "is not set")
         raise ConfigError(
-            f"MONEYTRACKER_SECRET_KEY {state}: it must be at least {MIN_SECRET_LENGTH} characters "
+            f"{source} {state}: it must be at least {MIN_SECRET_LENGTH} characters "
             "(generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
         )
     return value
