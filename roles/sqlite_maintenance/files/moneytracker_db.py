@@ -550,16 +550,118 @@ def lock_state(record: dict | None, at: float | None = None) -> str:
     return "stale" if (at or now()) >= expires else "held"
 
 
+def token_id(token: str) -> str:
+    """The non-secret id of a lock: the first 12 hex characters of sha256(token). Shown by
+    `lock status`, recorded in the migration journal; the token itself is never shown again."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def lock_record_id(record: dict | None) -> str | None:
+    if not record:
+        return None
+    if isinstance(record.get("id"), str) and record["id"]:
+        return record["id"]
+    if isinstance(record.get("token"), str) and record["token"]:
+        return token_id(record["token"])  # a record written by an older version of the tool
+    return None
+
+
 def public_lock(record: dict | None) -> dict | None:
     """The owner record without its token (tokens are only printed to whoever acquires)."""
     if record is None:
         return None
-    return {k: v for k, v in record.items() if k != "token"}
+    public = {k: v for k, v in record.items() if k != "token"}
+    if lock_record_id(record):
+        public["id"] = lock_record_id(record)
+    return public
 
 
 def holder_text(record: dict) -> str:
-    return (f"{record.get('owner', '?')}@{record.get('host', '?')} ({record.get('play', '?')}) "
+    text = (f"{record.get('owner', '?')}@{record.get('host', '?')} ({record.get('play', '?')}) "
             f"since {record.get('since', '?')}")
+    if record.get("user"):
+        text += f", user {record['user']}"
+    if record.get("controller_pid") not in (None, ""):
+        text += f", controller pid {record['controller_pid']}"
+    return text
+
+
+def default_user() -> str:
+    """USER from the environment, else the login name (os.getlogin, else the uid's passwd entry)."""
+    if os.environ.get("USER"):
+        return os.environ["USER"]
+    with contextlib.suppress(OSError):
+        name = os.getlogin()
+        if name:
+            return name
+    with contextlib.suppress(Exception):
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    return f"uid {os.getuid()}"
+
+
+def new_lock_record(owner: str, host: str, play: str, reason: str | None, ttl: int,
+                    user: str | None = None, controller_pid: int | None = None) -> dict:
+    t = now()
+    token = secrets.token_hex(16)
+    return {
+        "token": token, "id": token_id(token),
+        "owner": owner, "host": host, "play": play, "pid": os.getpid(),
+        "user": user or default_user(), "controller_pid": controller_pid,
+        "reason": reason, "since": iso(t), "since_epoch": round(t, 3),
+        "ttl_seconds": ttl, "expires_at": iso(t + ttl), "expires_epoch": round(t + ttl, 3),
+    }
+
+
+def write_lock_temp(cfg: dict, record: dict) -> str:
+    """The record in a new 0600 temp file beside maintenance.lock (fsynced); returns its path."""
+    tmp = os.path.join(cfg["state_dir"], f".maintenance.lock.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    return tmp
+
+
+def read_lock_file(cfg: dict) -> tuple[dict | None, tuple[int, int] | None]:
+    """The lock record and the (dev, inode) of the file it was read from (None, None when free)."""
+    try:
+        fd = os.open(lock_path(cfg), os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None, None
+    try:
+        st = os.fstat(fd)
+        with os.fdopen(os.dup(fd), encoding="utf-8") as fh:
+            text = fh.read()
+    finally:
+        os.close(fd)
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        record = {"owner": "?", "host": "?", "play": "?", "since": "?", "unreadable": True}
+    return record, (st.st_dev, st.st_ino)
+
+
+def unlink_lock_if_same(cfg: dict, ident: tuple[int, int]) -> bool:
+    """Remove maintenance.lock only if it is still the file that was read (same inode)."""
+    path = lock_path(cfg)
+    try:
+        cur = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if (cur.st_dev, cur.st_ino) != ident:
+        return False
+    os.unlink(path)
+    fsync_path(cfg["state_dir"])
+    return True
 
 
 def stale_text(record: dict) -> str:
@@ -578,24 +680,13 @@ def lock_error(record: dict) -> ToolError:
                      EXIT_LOCKED, lock=public_lock(record), state="held")
 
 
-def try_acquire(cfg: dict, owner: str, host: str, play: str, reason: str | None, ttl: int) -> dict | None:
+def try_acquire(cfg: dict, owner: str, host: str, play: str, reason: str | None, ttl: int,
+                user: str | None = None, controller_pid: int | None = None) -> dict | None:
     """One attempt: temp file + fsync + os.link (fails if the lock exists). None when taken."""
     ensure_dir(cfg["state_dir"])
-    t = now()
-    record = {
-        "token": secrets.token_hex(16),
-        "owner": owner, "host": host, "play": play, "pid": os.getpid(),
-        "reason": reason, "since": iso(t), "since_epoch": round(t, 3),
-        "ttl_seconds": ttl, "expires_at": iso(t + ttl), "expires_epoch": round(t + ttl, 3),
-    }
-    tmp = os.path.join(cfg["state_dir"], f".maintenance.lock.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    record = new_lock_record(owner, host, play, reason, ttl, user, controller_pid)
+    tmp = write_lock_temp(cfg, record)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=1)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
             os.link(tmp, lock_path(cfg))
         except FileExistsError:
@@ -607,10 +698,10 @@ def try_acquire(cfg: dict, owner: str, host: str, play: str, reason: str | None,
 
 
 def acquire_lock(cfg: dict, owner: str, host: str, play: str, reason: str | None,
-                 ttl: int, wait: float = 0.0) -> dict:
+                 ttl: int, wait: float = 0.0, user: str | None = None, controller_pid: int | None = None) -> dict:
     deadline = now() + max(0.0, wait)
     while True:
-        record = try_acquire(cfg, owner, host, play, reason, ttl)
+        record = try_acquire(cfg, owner, host, play, reason, ttl, user, controller_pid)
         if record is not None:
             LOG.info(f"lock: acquired by {holder_text(record)} ttl {ttl}s" + (f" reason: {reason}" if reason else ""))
             return record
@@ -629,28 +720,13 @@ def token_matches(record: dict | None, token: str | None) -> bool:
 
 def release_lock(cfg: dict, token: str) -> str:
     """'released' | 'free'. Raises ToolError(EXIT_LOCKED) when the token is not the holder's."""
-    path = lock_path(cfg)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    record, ident = read_lock_file(cfg)
+    if record is None:
         return "free"
-    try:
-        st = os.fstat(fd)
-        with os.fdopen(os.dup(fd), encoding="utf-8") as fh:
-            text = fh.read()
-    finally:
-        os.close(fd)
-    try:
-        record = json.loads(text)
-    except ValueError:
-        record = {"unreadable": True}
     if not token_matches(record, token):
         raise ToolError(f"not released: the maintenance lock is held by {holder_text(record)} "
                         "and the token given is not its token", EXIT_LOCKED, lock=public_lock(record))
-    with contextlib.suppress(FileNotFoundError):
-        cur = os.stat(path)
-        if (cur.st_dev, cur.st_ino) == (st.st_dev, st.st_ino):
-            os.unlink(path)
+    unlink_lock_if_same(cfg, ident)
     fsync_path(cfg["state_dir"])
     LOG.info(f"lock: released by its holder {holder_text(record)}")
     return "released"
@@ -1817,7 +1893,7 @@ def cmd_lock(cfg: dict, args) -> Result:
         if ttl < 1:
             raise UsageError("--ttl must be >= 1")
         record = acquire_lock(cfg, args.owner, args.host or socket.gethostname(), args.play, args.reason,
-                              ttl, args.wait)
+                              ttl, args.wait, user=args.user, controller_pid=args.controller_pid)
         refresh_textfile(cfg)
         return Result(EXIT_OK, {"ok": True, "token": record["token"], "lock": public_lock(record),
                                 "message": f"acquired by {holder_text(record)}"}, record["token"])
@@ -1834,20 +1910,28 @@ def cmd_lock(cfg: dict, args) -> Result:
             return Result(EXIT_OK, data, "maintenance lock: free")
         if state == "stale":
             data["clear_with"] = UNLOCK_HINT
-            return Result(EXIT_STALE, data, stale_text(record))
+            return Result(EXIT_STALE, data, f"{stale_text(record)} (lock id {lock_record_id(record)})")
         return Result(EXIT_LOCKED, data, f"maintenance lock: held by {holder_text(record)} (pid {record.get('pid')}"
                                          f"{', reason: ' + record['reason'] if record.get('reason') else ''}); "
-                                         f"expires {record.get('expires_at')}")
+                                         f"expires {record.get('expires_at')}; id {lock_record_id(record)}")
     if action == "break":
         if not args.force:
             raise UsageError("lock break needs --force (it is the only forced release; prefer 'lock release --token')")
-        record = read_lock(cfg)
+        record, ident = read_lock_file(cfg)
         if record is None:
             return Result(EXIT_OK, {"ok": True, "state": "free", "message": "lock already free"},
                           "maintenance lock: already free")
         state = lock_state(record)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock_path(cfg))
+        if args.id is not None and lock_record_id(record) != args.id:
+            raise ToolError(f"not broken: the lock changed since it was shown: now held by {holder_text(record)} "
+                            f"(id {lock_record_id(record)}, {state}; the lock shown had id {args.id})",
+                            EXIT_LOCKED, lock=public_lock(record), state=state)
+        if not unlink_lock_if_same(cfg, ident):
+            now_record = read_lock(cfg)
+            if now_record is not None:
+                raise ToolError(f"not broken: the lock changed while it was being broken: now held by "
+                                f"{holder_text(now_record)} (id {lock_record_id(now_record)})",
+                                EXIT_LOCKED, lock=public_lock(now_record), state=lock_state(now_record))
         fsync_path(cfg["state_dir"])
         refresh_textfile(cfg)
         LOG.warning(f"lock: BROKEN by {who_am_i()} on {socket.gethostname()} (reason: {args.reason or 'none given'}): "
@@ -1856,6 +1940,622 @@ def cmd_lock(cfg: dict, args) -> Result:
                                 "message": f"broke the lock of {holder_text(record)}"},
                       f"maintenance lock broken (was {state}, held by {holder_text(record)})")
     raise UsageError("lock needs one of: acquire, release, status, break")
+
+
+# --------------------------------------------------------------------------- migration journal
+#
+# A migration never changes the live file in place: the play stops the writers, `migration copy`
+# copies the live file (backup API, one step) to <db>.migrating, the new image migrates that
+# copy, `migration swap` checks it and renames it over the live file after hard-linking the live
+# file to <db>.pre-swap. Every step is recorded first in state_dir/migration.json, so a later run
+# can see where a dead run stopped and finish or revert it. Whether the swap happened is read
+# from the FILES (see migration_files), never only from the journal.
+
+MIGRATION_HISTORY_KEEP = 20
+MIGRATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
+MIGRATION_SET_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MIGRATION_RESERVED = frozenset({"id", "token_id", "from", "to", "state", "started", "started_epoch",
+                                "database", "copy", "aside", "steps", "finished", "result", "message"})
+MIGRATION_SIDE = ("-wal", "-shm", "-journal")
+NO_WRITER = "the database still has a writer; stop the backend first"
+
+
+def journal_path(cfg: dict) -> str:
+    return os.path.join(cfg["state_dir"], "migration.json")
+
+
+def history_dir(cfg: dict) -> str:
+    return os.path.join(cfg["state_dir"], "migrations")
+
+
+def read_journal(cfg: dict) -> dict | None:
+    path = journal_path(cfg)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        text = fh.read()
+    try:
+        journal = json.loads(text)
+        if not isinstance(journal, dict) or not isinstance(journal.get("steps"), list):
+            raise ValueError("not a journal object")
+    except ValueError as exc:
+        raise ToolError(f"the migration journal {path} is unreadable ({exc}); look at it by hand "
+                        "(docs/runbooks/migration-failed.md)", EXIT_FAILED, journal_path=path) from exc
+    return journal
+
+
+def write_journal(cfg: dict, journal: dict) -> None:
+    ensure_dir(cfg["state_dir"])
+    atomic_write(journal_path(cfg), (json.dumps(journal, indent=1, sort_keys=True) + "\n").encode(), 0o600)
+
+
+def add_step(journal: dict, name: str, set_state: bool = True, **fields) -> dict:
+    step = {"step": name, "at": iso(now()), **fields}
+    journal.setdefault("steps", []).append(step)
+    if set_state:
+        journal["state"] = name
+    return step
+
+
+def journal_who(journal: dict) -> str:
+    g = journal.get
+    text = f"{g('owner') or '?'}@{g('host') or '?'} ({g('play') or '?'})"
+    if g("user"):
+        text += f", user {g('user')}"
+    if g("controller_pid"):
+        text += f", controller pid {g('controller_pid')}"
+    return text + f", started {g('started') or '?'}"
+
+
+def journal_text(journal: dict) -> str:
+    return (f"migration {journal.get('id')} ({journal.get('from')} -> {journal.get('to')}) at step "
+            f"'{journal.get('state')}', by {journal_who(journal)}")
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not MIGRATION_SET_KEY_RE.match(key):
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE with KEY like image or previous_compose "
+                             "(lower case letters, digits, _)")
+        if key in MIGRATION_RESERVED:
+            raise UsageError(f"--set {key}=...: '{key}' is kept by the tool itself "
+                             f"(reserved: {', '.join(sorted(MIGRATION_RESERVED))})")
+        out[key] = value
+    return out
+
+
+def migration_paths(db: str) -> tuple[str, str]:
+    return db + ".migrating", db + ".pre-swap"
+
+
+def lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def migration_files(db: str, copy: str, aside: str) -> dict:
+    """What the files say. swapped == the aside exists, the copy does not, and the aside is not
+    the live file (a hard link made before the rename has the live file's inode)."""
+    live, c, a = lstat_or_none(db), lstat_or_none(copy), lstat_or_none(aside)
+    problems = []
+    for what, path, st in (("live database", db, live), ("copy", copy, c), ("pre-swap file", aside, a)):
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            problems.append(f"the {what} {path} is not a regular file (a symlink or other planted file?)")
+    same = bool(live and a and (live.st_dev, live.st_ino) == (a.st_dev, a.st_ino))
+    return {"live": live, "copy": c, "aside": a, "aside_is_live": same,
+            "swapped": a is not None and c is None and not same, "problems": problems}
+
+
+def refuse_problems(files: dict) -> None:
+    if files["problems"]:
+        raise ToolError("; ".join(files["problems"]) + "; refusing to touch it: check what put it there, "
+                        "then remove it by hand", EXIT_FAILED, problems=files["problems"])
+
+
+def remove_side_files(path: str) -> list[str]:
+    """unlink() never follows a symlink: removing a planted link is safe."""
+    removed = []
+    for suffix in MIGRATION_SIDE:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + suffix)
+            removed.append(path + suffix)
+    return removed
+
+
+def set_owner_nofollow(path: str, uid: int, gid: int, mode: int,
+                       expect: tuple[int, int] | None = None) -> None:
+    """chown + chmod the file itself, never a symlink's target: open with O_NOFOLLOW, check it is a
+    regular file (and, when given, the very inode the tool created), fchown + fchmod, fsync."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ToolError(f"{path} is a symlink (planted in the database directory?); refusing to "
+                            "change its owner or mode", EXIT_FAILED, path=path) from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ToolError(f"{path} is not a regular file; refusing to change its owner or mode", EXIT_FAILED)
+        if expect is not None and (st.st_dev, st.st_ino) != expect:
+            raise ToolError(f"{path} was replaced by another file while the tool worked on it; refusing to "
+                            "change its owner or mode", EXIT_FAILED, path=path)
+        if st.st_nlink != 1:
+            raise ToolError(f"{path} has {st.st_nlink} hard links; refusing to change its owner or mode",
+                            EXIT_FAILED, path=path)
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_truncate(path: str, busy_ms: int, busy_message: str) -> None:
+    """PRAGMA wal_checkpoint(TRUNCATE) on path; busy (a writer or an open reader) -> ToolError."""
+    con = sqlite3.connect(sqlite_uri(path, mode="rw"), uri=True, timeout=busy_ms / 1000)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        row = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise ToolError(f"{busy_message} ({path}: {exc}); nothing changed", EXIT_FAILED, database=path) from exc
+        raise
+    finally:
+        con.close()
+    if row and row[0] == 1:
+        raise ToolError(f"{busy_message} ({path}: checkpoint busy); nothing changed", EXIT_FAILED, database=path)
+
+
+def schema_version(path: str, busy_ms: int = 5000) -> str | None:
+    """alembic_version.version_num of path opened read-only; None when unreadable or absent."""
+    if not path or lstat_or_none(path) is None:
+        return None
+    wal = lstat_or_none(path + "-wal")
+    # Without a WAL (or with an empty one) everything is in the main file: read it as immutable so
+    # that a read-only look creates no -wal/-shm in the data directory.
+    params = {"mode": "ro"} if wal is not None and wal.st_size > 0 else {"mode": "ro", "immutable": "1"}
+    try:
+        con = sqlite3.connect(sqlite_uri(path, **params), uri=True, timeout=busy_ms / 1000)
+    except sqlite3.DatabaseError:
+        return None
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone():
+            return None
+        rows = [r[0] for r in con.execute('SELECT "version_num" FROM "alembic_version"')]
+        return rows[0] if len(rows) == 1 else None
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        con.close()
+
+
+def require_token(cfg: dict, token: str | None) -> dict:
+    record = read_lock(cfg)
+    if record is None:
+        raise ToolError("refused: the maintenance lock is not held (released or broken?) and migration "
+                        "commands run only under it; take it (lock acquire) or adopt the journal "
+                        "(migration adopt)", EXIT_LOCKED, lock=None, state="free")
+    if not token_matches(record, token):
+        state = lock_state(record)
+        raise ToolError(f"refused: the maintenance lock is held by {holder_text(record)} "
+                        f"(id {lock_record_id(record)}{', STALE' if state == 'stale' else ''}) and the "
+                        "--lock-token given is not its token", EXIT_LOCKED, lock=public_lock(record), state=state)
+    return record
+
+
+def require_journal(cfg: dict) -> dict:
+    journal = read_journal(cfg)
+    if journal is None:
+        raise ToolError(f"no unfinished migration (no journal {journal_path(cfg)})", EXIT_FAILED)
+    return journal
+
+
+def journal_db(cfg: dict, journal: dict | None) -> tuple[str | None, str | None, str | None]:
+    """(live, copy, aside): the journal's paths when there is one, else from the config."""
+    if journal and isinstance(journal.get("database"), str):
+        return journal["database"], journal["copy"], journal["aside"]
+    try:
+        db = resolve_database(cfg)
+    except MissingDatabase as exc:
+        db = exc.details.get("path")
+    except ConfigError:
+        db = None
+    if not db:
+        return None, None, None
+    return (db, *migration_paths(db))
+
+
+def mig_begin(cfg: dict, args, record: dict) -> Result:
+    existing = read_journal(cfg)
+    if existing is not None:
+        raise ToolError(f"not begun: an unfinished migration exists: {journal_text(existing)}; finish or revert "
+                        "it first (moneytracker-db migration status)", EXIT_FAILED, journal=existing)
+    if not MIGRATION_ID_RE.match(args.id):
+        raise UsageError(f"--id {args.id!r}: letters, digits and . _ : + - only (it names a file)")
+    sets = parse_sets(args.set)
+    db = resolve_database(cfg)
+    copy, aside = migration_paths(db)
+    t = now()
+    journal = {**sets, "id": args.id, "token_id": lock_record_id(record), "from": args.from_, "to": args.to,
+               "state": "begun", "started": iso(t), "started_epoch": round(t, 3),
+               "database": db, "copy": copy, "aside": aside, "steps": [{"step": "begun", "at": iso(t)}]}
+    write_journal(cfg, journal)
+    LOG.info(f"migration: begun {journal_text(journal)}")
+    return Result(EXIT_OK, {"ok": True, "journal": journal, "message": f"migration {args.id} begun"},
+                  f"migration {args.id} begun ({args.from_} -> {args.to}); journal {journal_path(cfg)}")
+
+
+def mig_step(cfg: dict, args, record: dict) -> Result:
+    journal = require_journal(cfg)
+    sets = parse_sets(args.set)
+    if not args.name.strip():
+        raise UsageError("--name must not be empty")
+    journal.update(sets)
+    add_step(journal, args.name, **sets)
+    write_journal(cfg, journal)
+    LOG.info(f"migration: {journal['id']} step '{args.name}'")
+    return Result(EXIT_OK, {"ok": True, "journal": journal, "message": f"step '{args.name}' recorded"},
+                  f"migration {journal['id']}: step '{args.name}' recorded")
+
+
+def mig_copy(cfg: dict, args, record: dict) -> Result:
+    journal = require_journal(cfg)
+    db, copy, aside = journal_db(cfg, journal)
+    files = migration_files(db, copy, aside)
+    refuse_problems(files)
+    if files["live"] is None:
+        raise ToolError(f"the live database {db} does not exist", EXIT_FAILED)
+    if files["swapped"]:
+        raise ToolError(f"not copied: the swap was already done ({aside} holds the pre-swap database); "
+                        "see moneytracker-db migration status", EXIT_FAILED)
+    busy = cfg["busy_timeout_ms"]
+    t0 = time.monotonic()
+    created = None
+    src = sqlite3.connect(sqlite_uri(db, mode="rw"), uri=True, timeout=busy / 1000)
+    try:
+        src.execute(f"PRAGMA busy_timeout={int(busy)}")
+        try:
+            row = src.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise ToolError(f"{NO_WRITER} ({db}: {exc}); nothing changed", EXIT_FAILED) from exc
+        if row and row[0] == 1:
+            raise ToolError(f"{NO_WRITER} ({db}: checkpoint busy); nothing changed", EXIT_FAILED)
+        journal_mode = str(src.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        remove_quietly(copy)
+        remove_side_files(copy)
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        created = os.fstat(fd)
+        os.close(fd)
+        dst = sqlite3.connect(sqlite_uri(copy, mode="rw"), uri=True)
+        try:
+            try:
+                src.backup(dst, pages=-1)  # ONE step
+            except sqlite3.DatabaseError as exc:
+                raise ToolError(f"copy of {db} to {copy} failed: {exc}", EXIT_FAILED) from exc
+            copy_mode = str(dst.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if copy_mode != journal_mode and journal_mode in ("wal", "delete", "truncate", "persist"):
+                copy_mode = str(dst.execute(f"PRAGMA journal_mode={journal_mode}").fetchone()[0]).lower()
+            page_count = dst.execute("PRAGMA page_count").fetchone()[0]
+        finally:
+            dst.close()
+    except BaseException:
+        if created is not None:  # never leave a half-made copy behind
+            remove_quietly(copy)
+            remove_side_files(copy)
+        raise
+    finally:
+        src.close()
+    try:
+        remove_side_files(copy)
+        with open(copy, "rb") as fh:  # the header says WAL (bytes 18 and 19 == 2) like the original
+            header = fh.read(100)
+        wal_header = len(header) >= 20 and header[18] == 2 and header[19] == 2
+        if (journal_mode == "wal") != wal_header or copy_mode != journal_mode:
+            raise ToolError(f"the copy {copy} is in journal mode {copy_mode} (header {'WAL' if wal_header else 'rollback'}), "
+                            f"the live database in {journal_mode}", EXIT_FAILED)
+        live = files["live"]
+        set_owner_nofollow(copy, live.st_uid, live.st_gid, stat.S_IMODE(live.st_mode),
+                           expect=(created.st_dev, created.st_ino))
+        fsync_path(os.path.dirname(copy))
+    except BaseException:
+        remove_quietly(copy)
+        raise
+    size = os.lstat(copy).st_size
+    seconds = round(time.monotonic() - t0, 3)
+    add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds)
+    write_journal(cfg, journal)
+    LOG.info(f"migration: {journal['id']} copied {db} to {copy} ({human_size(size)}, {seconds}s)")
+    return Result(EXIT_OK, {"ok": True, "copy": copy, "database": db, "size": size, "page_count": page_count,
+                            "journal_mode": copy_mode, "seconds": seconds, "journal": journal,
+                            "message": f"copied {db} to {copy}"},
+                  f"copied {db}\n  to {copy} ({human_size(size)}, {page_count} pages, {seconds}s)")
+
+
+def check_migrated_copy(path: str, expect_schema: str, busy_ms: int) -> dict:
+    """quick_check, foreign_key_check and alembic_version of the copy. Failures listed by name."""
+    checks: dict = {"quick_check": None, "foreign_key_check": None, "schema": None, "failed": []}
+    con = sqlite3.connect(sqlite_uri(path, mode="rw"), uri=True, timeout=busy_ms / 1000)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        try:
+            rows = [r[0] for r in con.execute("PRAGMA quick_check")]
+        except sqlite3.DatabaseError as exc:
+            rows = [f"error: {exc}"]
+        checks["quick_check"] = rows
+        if rows != ["ok"]:
+            checks["failed"].append(f"quick_check: {first_problems(rows)}")
+        try:
+            fk = [{"table": r[0], "rowid": r[1], "parent": r[2], "fkid": r[3]}
+                  for r in con.execute("PRAGMA foreign_key_check").fetchmany(100)]
+        except sqlite3.DatabaseError as exc:
+            fk = [{"table": "?", "rowid": None, "parent": f"error: {exc}", "fkid": None}]
+        checks["foreign_key_check"] = fk
+        if fk:
+            checks["failed"].append(f"foreign_key_check: {len(fk)}{'+' if len(fk) == 100 else ''} violation(s), "
+                                    f"first: {fk[0]['table']} rowid {fk[0]['rowid']} -> {fk[0]['parent']}")
+        try:
+            if not con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").fetchone():
+                checks["failed"].append("schema: the alembic_version table is missing")
+            else:
+                versions = [r[0] for r in con.execute('SELECT "version_num" FROM "alembic_version"')]
+                checks["schema"] = versions[0] if len(versions) == 1 else versions
+                if versions != [expect_schema]:
+                    checks["failed"].append(f"schema: alembic_version is {versions or 'empty'}, expected {expect_schema}")
+        except sqlite3.DatabaseError as exc:
+            checks["failed"].append(f"schema: cannot read alembic_version: {exc}")
+    finally:
+        con.close()
+    checks["ok"] = not checks["failed"]
+    return checks
+
+
+def mig_swap(cfg: dict, args, record: dict) -> Result:
+    journal = require_journal(cfg)
+    db, copy, aside = journal_db(cfg, journal)
+    files = migration_files(db, copy, aside)
+    refuse_problems(files)
+    if files["swapped"]:
+        raise ToolError(f"nothing to swap: the swap was already done ({aside} holds the pre-swap database)",
+                        EXIT_FAILED, aside=aside)
+    if files["copy"] is None:
+        raise ToolError(f"nothing to swap: there is no copy {copy} (run migration copy first)", EXIT_FAILED)
+    if files["live"] is None:
+        raise ToolError(f"the live database {db} does not exist", EXIT_FAILED)
+    busy = cfg["busy_timeout_ms"]
+    t0 = time.monotonic()
+    checks = check_migrated_copy(copy, args.expect_schema, busy)
+    if not checks["ok"]:
+        add_step(journal, "checks failed", checks=checks["failed"])
+        write_journal(cfg, journal)
+        raise ToolError(f"the migrated copy {copy} FAILED its checks: {'; '.join(checks['failed'])}; the live "
+                        f"database {db} was not touched", EXIT_FAILED, checks=checks, database=db, copy=copy)
+    checkpoint_truncate(copy, busy, "the copy still has a writer (is the migration container still running?)")
+    remove_side_files(copy)
+    checkpoint_truncate(db, busy, NO_WRITER)
+    add_step(journal, "swapping", aside=aside)
+    write_journal(cfg, journal)
+    directory = os.path.dirname(db)
+    a = lstat_or_none(aside)
+    if a is not None:
+        live = os.lstat(db)
+        if stat.S_ISREG(a.st_mode) and (a.st_dev, a.st_ino) == (live.st_dev, live.st_ino):
+            os.unlink(aside)  # a link of the live file left by an interrupted swap
+        else:
+            raise ToolError(f"not swapped: {aside} exists and is not the live database (left by an earlier "
+                            "migration?); move it away after checking what it is; the live database was not "
+                            "touched", EXIT_FAILED, aside=aside)
+    os.link(db, aside)
+    fsync_path(directory)
+    remove_side_files(db)
+    os.replace(copy, db)
+    fsync_path(directory)
+    seconds = round(time.monotonic() - t0, 3)
+    add_step(journal, "swapped", seconds=seconds)
+    write_journal(cfg, journal)
+    LOG.warning(f"migration: {journal['id']} swapped the migrated copy into {db} (schema {args.expect_schema}); "
+                f"pre-swap file {aside}", extra={"stderr": False})
+    return Result(EXIT_OK, {"ok": True, "checks": checks, "database": db, "aside": aside, "seconds": seconds,
+                            "journal": journal, "message": f"swapped: {db} is the migrated copy"},
+                  f"swapped: {db} is now the migrated copy (schema {args.expect_schema}; quick_check ok, "
+                  f"foreign keys ok)\n  the pre-swap database: {aside}")
+
+
+def mig_status(cfg: dict, args) -> Result:
+    journal = read_journal(cfg)
+    db, copy, aside = journal_db(cfg, journal)
+    record = read_lock(cfg)
+    state = lock_state(record)
+    public = public_lock(record)
+    data = {"ok": True, "journal": journal, "unfinished": journal is not None, "database": db,
+            "copy": copy, "aside": aside, "swapped": False, "copy_exists": False, "aside_exists": False,
+            "live_schema": None, "problems": [],
+            "lock": {**(public or {}), "state": state, "lock": public},
+            "lock_is_journals": bool(journal and record and lock_record_id(record)
+                                     and lock_record_id(record) == journal.get("token_id"))}
+    if db:
+        files = migration_files(db, copy, aside)
+        data.update(swapped=files["swapped"], copy_exists=files["copy"] is not None,
+                    aside_exists=files["aside"] is not None, problems=files["problems"],
+                    live_schema=schema_version(db, cfg["busy_timeout_ms"]))
+    lines = [journal_text(journal) if journal else "no unfinished migration"]
+    if journal or data["copy_exists"] or data["aside_exists"]:
+        lines.append(f"  swapped: {'YES' if data['swapped'] else 'no'}; copy {'present' if data['copy_exists'] else 'absent'}; "
+                     f"pre-swap file {'present' if data['aside_exists'] else 'absent'}")
+    lines.append(f"  live database: {db or '(none)'}, schema {data['live_schema'] or '?'}")
+    lines.append(f"  maintenance lock: {state}" + (f" by {holder_text(record)} (id {lock_record_id(record)})" if record else "")
+                 + (" = the journal's run" if data["lock_is_journals"] else ""))
+    lines += [f"  PROBLEM: {p}" for p in data["problems"]]
+    return Result(EXIT_OK, data, "\n".join(lines))
+
+
+def mig_adopt(cfg: dict, args) -> Result:
+    journal = read_journal(cfg)
+    if journal is None:
+        raise ToolError("no unfinished migration (nothing to adopt)", EXIT_FAILED)
+    ttl = args.ttl if args.ttl is not None else cfg["lock_ttl_seconds"]
+    if ttl < 1:
+        raise UsageError("--ttl must be >= 1")
+    ensure_dir(cfg["state_dir"])
+    record, ident = read_lock_file(cfg)
+    state = lock_state(record)
+    if state == "held" and lock_record_id(record) != journal.get("token_id"):
+        raise ToolError(f"not adopted: the maintenance lock is held by {holder_text(record)} "
+                        f"(id {lock_record_id(record)}), not by the run of {journal_text(journal)}",
+                        EXIT_LOCKED, lock=public_lock(record), state=state)
+    new = new_lock_record(args.owner, args.host, args.play, f"adopted migration {journal.get('id')}", ttl,
+                          args.user, args.controller_pid)
+    tmp = write_lock_temp(cfg, new)
+    try:
+        if record is None:
+            try:
+                os.link(tmp, lock_path(cfg))
+            except FileExistsError:
+                raise lock_error(read_lock(cfg) or {}) from None
+        else:
+            cur = lstat_or_none(lock_path(cfg))
+            if cur is None or (cur.st_dev, cur.st_ino) != ident:
+                raise ToolError("not adopted: the maintenance lock changed while it was being adopted; "
+                                "look again (moneytracker-db migration status)", EXIT_LOCKED)
+            os.replace(tmp, lock_path(cfg))
+    finally:
+        remove_quietly(tmp)
+    fsync_path(cfg["state_dir"])
+    previous = journal.get("token_id")
+    journal["token_id"] = new["id"]
+    add_step(journal, "adopted", set_state=False, owner=args.owner, host=args.host, play=args.play,
+             user=new["user"], controller_pid=args.controller_pid, token_id=new["id"],
+             previous_token_id=previous, previous_lock=state,
+             previous_holder=holder_text(record) if record else None)
+    write_journal(cfg, journal)
+    refresh_textfile(cfg)
+    LOG.warning(f"migration: {journal['id']} adopted by {holder_text(new)} (the lock was {state}"
+                f"{', held by ' + holder_text(record) if record else ''})", extra={"stderr": False})
+    return Result(EXIT_OK, {"ok": True, "token": new["token"], "lock": public_lock(new), "journal": journal,
+                            "previous_lock": public_lock(record), "previous_lock_state": state,
+                            "message": f"adopted {journal_text(journal)}"}, new["token"])
+
+
+def mig_revert(cfg: dict, args, record: dict) -> Result:
+    journal = require_journal(cfg)
+    db, copy, aside = journal_db(cfg, journal)
+    files = migration_files(db, copy, aside)
+    refuse_problems(files)
+    directory = os.path.dirname(db)
+    if files["swapped"]:
+        if files["live"] is not None:
+            checkpoint_truncate(db, cfg["busy_timeout_ms"], NO_WRITER)
+        add_step(journal, "reverting", swapped=True)
+        write_journal(cfg, journal)
+        remove_side_files(db)
+        os.replace(aside, db)
+        fsync_path(directory)
+        how, text = "swap undone", "swap undone: the database is back exactly as it was before the swap"
+    else:
+        removed = []
+        if files["copy"] is not None:
+            os.unlink(copy)
+            removed.append(copy)
+        removed += remove_side_files(copy)
+        if files["aside_is_live"]:
+            os.unlink(aside)
+            removed.append(aside)
+        fsync_path(directory)
+        how, text = "copy removed", "the live database was never changed"
+        if files["aside"] is not None and not files["aside_is_live"]:
+            text += f" (an unrelated {aside} was left alone)"
+    live_schema = schema_version(db, cfg["busy_timeout_ms"])
+    add_step(journal, "reverted", how=how, live_schema=live_schema)
+    write_journal(cfg, journal)
+    LOG.warning(f"migration: {journal['id']} reverted: {text} (schema {live_schema})", extra={"stderr": False})
+    return Result(EXIT_OK, {"ok": True, "reverted": how, "live_schema": live_schema, "database": db,
+                            "journal": journal, "message": text},
+                  f"{text}\n  {db}: schema {live_schema or '?'}")
+
+
+def mig_finish(cfg: dict, args, record: dict) -> Result:
+    journal = require_journal(cfg)
+    db, copy, aside = journal_db(cfg, journal)
+    files = migration_files(db, copy, aside)
+    refuse_problems(files)
+    result = args.result
+    resumed = journal.get("state") == f"finishing {result}"  # a finish that was interrupted
+    if result == "done":
+        if not files["swapped"] and not (resumed and files["copy"] is None and files["aside"] is None):
+            raise ToolError(f"cannot finish as done: the migrated copy was not swapped in (copy "
+                            f"{'present' if files['copy'] else 'absent'}, pre-swap file "
+                            f"{'present' if files['aside'] else 'absent'}); revert it instead", EXIT_FAILED)
+        add_step(journal, f"finishing {result}")
+        write_journal(cfg, journal)
+        if files["aside"] is not None:
+            os.unlink(aside)
+            fsync_path(os.path.dirname(db))
+    else:
+        if files["swapped"] or files["copy"] is not None:
+            raise ToolError("cannot finish as reverted: " + ("the migrated copy is swapped in" if files["swapped"]
+                            else f"the copy {copy} is still there") + "; run migration revert first", EXIT_FAILED)
+        add_step(journal, f"finishing {result}")
+        write_journal(cfg, journal)
+        if files["aside_is_live"]:
+            os.unlink(aside)
+            fsync_path(os.path.dirname(db))
+    t = now()
+    journal.update(state=result, result=result, finished=iso(t), finished_epoch=round(t, 3), message=args.message)
+    add_step(journal, result, message=args.message)
+    hdir = history_dir(cfg)
+    ensure_dir(hdir)
+    target = os.path.join(hdir, f"{journal['id']}.json")
+    n = 1
+    while os.path.exists(target):
+        with contextlib.suppress(OSError, ValueError):
+            with open(target, encoding="utf-8") as fh:
+                if json.load(fh).get("started") == journal.get("started"):
+                    break  # the same migration (an interrupted finish): write it again
+        n += 1
+        target = os.path.join(hdir, f"{journal['id']}.{n}.json")
+    atomic_write(target, (json.dumps(journal, indent=1, sort_keys=True) + "\n").encode(), 0o600)
+    os.unlink(journal_path(cfg))
+    fsync_path(cfg["state_dir"])
+    entries = []
+    for name in os.listdir(hdir):
+        path = os.path.join(hdir, name)
+        st = lstat_or_none(path)
+        if name.endswith(".json") and not name.startswith(".") and st and stat.S_ISREG(st.st_mode):
+            entries.append((st.st_mtime, name, path))
+    for _mtime, _name, path in sorted(entries, reverse=True)[MIGRATION_HISTORY_KEEP:]:
+        remove_quietly(path)
+    LOG.info(f"migration: {journal['id']} finished: {result}" + (f" ({args.message})" if args.message else ""))
+    return Result(EXIT_OK, {"ok": True, "result": result, "history": target, "journal": journal,
+                            "message": f"migration {journal['id']} finished: {result}"},
+                  f"migration {journal['id']} finished: {result}; journal kept as {target}")
+
+
+MIGRATION_ACTIONS = {"begin": mig_begin, "step": mig_step, "copy": mig_copy, "swap": mig_swap,
+                     "revert": mig_revert, "finish": mig_finish}
+
+
+def cmd_migration(cfg: dict, args) -> Result:
+    action = args.migration_action
+    if action == "status":
+        return mig_status(cfg, args)
+    wait = getattr(args, "jobs_wait", None)
+    wait = 600.0 if wait is None else wait
+    if action == "adopt":
+        with jobs_lock(cfg, "migration adopt", wait):
+            return mig_adopt(cfg, args)
+    if action not in MIGRATION_ACTIONS:
+        raise UsageError("migration needs one of: begin, step, copy, swap, status, adopt, revert, finish")
+    require_token(cfg, args.lock_token)
+    with jobs_lock(cfg, f"migration {action}", wait):
+        record = require_token(cfg, args.lock_token)  # it may have been broken while we waited
+        return MIGRATION_ACTIONS[action](cfg, args, record)
+
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1957,12 +2657,53 @@ def build_parser() -> Parser:
     a.add_argument("--ttl", type=int, metavar="S", help="seconds until the lock is stale (lock_ttl_seconds)")
     a.add_argument("--wait", type=float, default=0.0, metavar="S", help="poll up to S seconds while it is held")
     a.add_argument("--reason", metavar="R")
+    a.add_argument("--user", metavar="U", help="who runs the play (default: $USER, else the login name)")
+    a.add_argument("--controller-pid", type=int, metavar="N", help="pid of the controller's ansible-playbook")
     r = lsub.add_parser("release", parents=[common], help="release the lock held with this token")
     r.add_argument("--token", required=True)
     lsub.add_parser("status", parents=[common], help="free (0) / held (3) / stale (4) and the owner record")
     b = lsub.add_parser("break", parents=[common], help="forced release (logged); use via unlock.yml")
     b.add_argument("--force", action="store_true")
     b.add_argument("--reason", metavar="R")
+    b.add_argument("--id", metavar="ID", help="break only the lock with this id (as `lock status` showed it)")
+
+    p = add("migration", cmd_migration, "the migration journal; migrate a copy of the live database and swap it in")
+    msub = p.add_subparsers(dest="migration_action", metavar="ACTION", parser_class=Parser)
+
+    def maction(name, help_text, token=True):
+        m = msub.add_parser(name, parents=[common], help=help_text, description=help_text,
+                            epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if token:
+            m.add_argument("--lock-token", required=True, metavar="T", help="the maintenance lock's token")
+        if name != "status":
+            m.add_argument("--jobs-wait", type=float, metavar="S",
+                           help="wait up to S seconds for a running backup/check (default 600)")
+        return m
+
+    m = maction("begin", "open the journal (refused while an unfinished one exists)")
+    m.add_argument("--id", required=True, help="the migration's id (names its history file)")
+    m.add_argument("--from", dest="from_", required=True, metavar="A", help="schema before")
+    m.add_argument("--to", required=True, metavar="B", help="schema after")
+    m.add_argument("--set", action="append", metavar="KEY=VALUE", help="more facts to record (repeatable)")
+    m = maction("step", "record a step (sets the journal's state)")
+    m.add_argument("--name", required=True)
+    m.add_argument("--set", action="append", metavar="KEY=VALUE", help="facts to merge into the journal")
+    maction("copy", "copy the live database (writers stopped) to <db>.migrating with the backup API")
+    m = maction("swap", "check the migrated copy, keep the live file as <db>.pre-swap, rename the copy over it")
+    m.add_argument("--expect-schema", required=True, metavar="B", help="alembic_version the copy must have")
+    maction("status", "the journal, what the files say (swapped?), the live schema and the lock (read-only)",
+            token=False)
+    m = maction("adopt", "take over the lock for an unfinished journal whose run is dead", token=False)
+    m.add_argument("--owner", required=True)
+    m.add_argument("--host", required=True)
+    m.add_argument("--play", required=True)
+    m.add_argument("--user", metavar="U", help="default: $USER, else the login name")
+    m.add_argument("--controller-pid", type=int, metavar="N")
+    m.add_argument("--ttl", type=int, metavar="S", help="seconds until the new lock is stale (lock_ttl_seconds)")
+    maction("revert", "undo the swap (the pre-swap file goes back) or remove the copy")
+    m = maction("finish", "close the journal (kept in state_dir/migrations/); the lock stays held")
+    m.add_argument("--result", required=True, choices=("done", "reverted"))
+    m.add_argument("--message", metavar="M")
     return parser
 
 
@@ -1990,10 +2731,16 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command or "?"
         if command == "lock":
             command = f"lock {args.lock_action or ''}".strip()
+        if command == "migration":
+            command = f"migration {args.migration_action or ''}".strip()
         if not args.command:
-            raise UsageError("a command is required: backup, check, prune, restore, status, list, config, lock (see --help)")
+            raise UsageError("a command is required: backup, check, prune, restore, status, list, compare, config, "
+                             "lock, migration (see --help)")
         if args.command == "lock" and not args.lock_action:
             raise UsageError("lock needs one of: acquire, release, status, break (see lock --help)")
+        if args.command == "migration" and not args.migration_action:
+            raise UsageError("migration needs one of: begin, step, copy, swap, status, adopt, revert, finish "
+                             "(see migration --help)")
         cfg = load_config(args)
         result = args.func(cfg, args)
     except Skip as exc:
