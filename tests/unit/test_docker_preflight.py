@@ -85,3 +85,36 @@ def test_debian12_distribution_source_is_refused_before_any_change(tmp_path):
     assert r.returncode != 0
     assert "docker_source=distribution cannot give Compose v2 on Debian 12" in out, out
     assert "docker_source: docker_ce" in out
+
+
+@pytest.fixture
+def read_only_sysctl(tmp_path):
+    """A file on a read-only tmpfs: what /proc/sys/net/ipv4/conf/all/route_localnet is on a host
+    that is an unprivileged container (the Molecule test host without its workaround)."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        (mnt / "route_localnet").write_text("0\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        yield mnt / "route_localnet"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@needs_debian
+def test_userland_proxy_off_is_refused_where_dockerd_cannot_route_ports(tmp_path, read_only_sysctl):
+    # _docker_route_localnet_sysctl is the role's internal path of that sysctl, pointed here at a
+    # read-only file: dockerd would refuse to start there with userland-proxy false.
+    r = run_preflight(tmp_path, docker_source="docker_ce", _docker_route_localnet_sysctl=str(read_only_sysctl))
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "read-only" in out and "docker_daemon_options: {userland-proxy: true}" in out, out
+    assert "changed=0" in out, out
+
+    # The operator's override (the proxy stays on) passes on such a host.
+    r = run_preflight(tmp_path, docker_source="docker_ce", _docker_route_localnet_sysctl=str(read_only_sysctl),
+                      docker_daemon_options={"userland-proxy": True})
+    assert r.returncode == 0, r.stdout + r.stderr

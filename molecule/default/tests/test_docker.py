@@ -1,9 +1,11 @@
 """The docker role on a real Debian 13 test host with its own Docker engine.
 
 What this proves: the engine installed by the role runs and is enabled, Compose v2 is there,
-daemon.json carries the rotation settings, and the engine really applies them (and memory/CPU
-limits) to a container it starts. What it does not prove: the docker_ce source (Docker's
-repository is unreachable from this test bed).
+daemon.json carries the rotation settings and the hardening (no-new-privileges, icc false,
+userland-proxy false), and the engine really applies them (and memory/CPU limits) to containers
+it starts. What it does not prove: the docker_ce source (Docker's repository is unreachable from
+this test bed). The test host's /proc/sys/net is made writable by molecule/shared/prepare.yml
+(as it is on a real server); without that, dockerd could not run with userland-proxy false.
 """
 import json
 import re
@@ -36,9 +38,9 @@ def container(host, busybox_image, request):
     name = "mt-test-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", request.node.originalname)[:50]
     created = []
 
-    def run(*opts):
+    def run(*opts, command=""):
         host.check_output(f"docker rm -f {name} >/dev/null 2>&1 || true")
-        host.check_output(f"docker run -d --name {name} {' '.join(opts)} {busybox_image}")
+        host.check_output(f"docker run -d --name {name} {' '.join(opts)} {busybox_image} {command}")
         created.append(name)
         return name
 
@@ -72,6 +74,37 @@ def test_engine_reports_the_configured_defaults(host):
     info = _docker_json(host, "info", "--format", "'{{json .}}'")
     assert info["LoggingDriver"] == "json-file"
     assert info["LiveRestoreEnabled"] is True
+    assert "name=no-new-privileges" in info["SecurityOptions"], info["SecurityOptions"]
+
+
+def test_daemon_json_has_the_hardening(host):
+    cfg = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert cfg["no-new-privileges"] is True
+    assert cfg["icc"] is False
+    assert cfg["userland-proxy"] is False
+
+
+def test_container_gets_no_new_privileges_without_asking(host, container):
+    name = container()  # no --security-opt at all
+    assert re.search(r"^NoNewPrivs:\s+1$", host.check_output(f"docker exec {name} cat /proc/1/status"), re.M)
+
+
+def test_default_bridge_has_no_inter_container_traffic(host, container):
+    assert _docker_json(host, "network", "inspect", "bridge")[0]["Options"][
+        "com.docker.network.bridge.enable_icc"] == "false"
+    server = container(command="/bin/busybox httpd -f -p 8000 -h /")
+    ip = host.check_output(f"docker inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {server}").strip()
+    fetch = f"/bin/busybox wget -q --spider -T 3 http://{ip}:8000/bin/cat"
+    # The host reaches it (so the check works); another container on the default bridge does not.
+    assert host.run(fetch).rc == 0, host.run(fetch).stderr
+    peer = host.run(f"docker run --rm {TEST_IMAGE} {fetch}")
+    assert peer.rc != 0, peer.stdout + peer.stderr
+
+
+def test_published_ports_need_no_userland_proxy(host):
+    # The app's frontend publishes 8080 (test_app.py); it answers, and no docker-proxy runs.
+    assert host.run("curl -fsS -o /dev/null --max-time 10 http://127.0.0.1:8080/nginx-health").rc == 0
+    assert host.run("pgrep -x docker-proxy").rc == 1, host.check_output("ps -eo pid,args")
 
 
 def test_container_gets_rotated_json_file_logs(host, container):
