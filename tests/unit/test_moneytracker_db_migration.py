@@ -268,25 +268,36 @@ def test_copy_never_follows_a_symlink_planted_at_the_copy_path(env, tmp_path):
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
 
 
-def test_set_owner_nofollow_refuses_symlinks_and_other_inodes(tool, tmp_path):
+def test_set_owner_held_refuses_a_path_that_no_longer_names_the_held_file(tool, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("x")
-    link = tmp_path / "link"
-    link.symlink_to(victim)
-    with pytest.raises(tool.ToolError, match="symlink"):
-        tool.set_owner_nofollow(str(link), 10001, 10001, 0o666)
-    assert victim.stat().st_uid == 0 and stat.S_IMODE(victim.stat().st_mode) != 0o666
-    other = tmp_path / "other"
-    other.write_text("y")
-    with pytest.raises(tool.ToolError, match="replaced"):
-        tool.set_owner_nofollow(str(other), 10001, 10001, 0o600, expect=(victim.stat().st_dev, victim.stat().st_ino))
-    assert other.stat().st_uid == 0
-    hard = tmp_path / "hard"
-    os.link(victim, hard)
-    with pytest.raises(tool.ToolError, match="hard links"):
-        tool.set_owner_nofollow(str(hard), 10001, 10001, 0o600)
-    tool.set_owner_nofollow(str(other), 10001, 10002, 0o640)
-    assert (other.stat().st_uid, other.stat().st_gid, stat.S_IMODE(other.stat().st_mode)) == (10001, 10002, 0o640)
+    os.chmod(victim, 0o600)
+    path = tmp_path / "copy"
+    fd, _ = tool.create_private(str(path))
+    try:
+        path.unlink()
+        path.symlink_to(victim)  # swapped for a symlink after creation
+        with pytest.raises(tool.ToolError, match="symlink"):
+            tool.set_owner_held(fd, str(path), 10001, 10001, 0o666)
+        assert victim.stat().st_uid == 0 and stat.S_IMODE(victim.stat().st_mode) == 0o600
+        path.unlink()
+        path.write_text("another file")  # or for another regular file
+        with pytest.raises(tool.ToolError, match="replaced"):
+            tool.set_owner_held(fd, str(path), 10001, 10001, 0o600)
+        assert path.stat().st_uid == 0
+    finally:
+        os.close(fd)
+    fd, _ = tool.create_private(str(tmp_path / "good"))
+    try:
+        os.link(tmp_path / "good", tmp_path / "hard")
+        with pytest.raises(tool.ToolError, match="hard links"):
+            tool.set_owner_held(fd, str(tmp_path / "good"), 10001, 10001, 0o600)
+        os.unlink(tmp_path / "hard")
+        tool.set_owner_held(fd, str(tmp_path / "good"), 10001, 10002, 0o640)
+    finally:
+        os.close(fd)
+    st = (tmp_path / "good").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (10001, 10002, 0o640)
 
 
 # --------------------------------------------------------------------------- swap

@@ -299,6 +299,7 @@ DEFAULTS: dict = {
     "textfile_dir": None,
     "offsite": None,
     "db_owner": None,
+    "releases_dir": None,
 }
 
 
@@ -348,7 +349,7 @@ def load_config(args) -> dict:
         cfg.update(volume=ov("volume"), database=None)
     if ov("database_name") is not None:
         cfg["database_name"] = ov("database_name")
-    for key in ("backup_dir", "state_dir", "textfile_dir", "compression", "db_owner"):
+    for key in ("backup_dir", "state_dir", "textfile_dir", "compression", "db_owner", "releases_dir"):
         if ov(key) is not None:
             cfg[key] = ov(key)
     for key in ("lock_ttl_seconds", "busy_timeout_ms"):
@@ -439,6 +440,9 @@ def validate_config(cfg: dict) -> None:
     _abs_path(cfg, "backup_dir")
     _abs_path(cfg, "state_dir")
     _abs_path(cfg, "textfile_dir", optional=True)
+    if cfg["releases_dir"] == "":
+        cfg["releases_dir"] = None  # "" = no release history
+    _abs_path(cfg, "releases_dir", optional=True)
     _int(cfg, "lock_ttl_seconds", 1)
     _int(cfg, "busy_timeout_ms", 0)
     if cfg["compression"] not in ("auto", "zstd", "gzip"):
@@ -969,7 +973,109 @@ def backup_items_for_retention(cfg: dict, backups: list[Backup]) -> list:
     return items
 
 
+def backup_ref(value: str) -> str:
+    path = os.path.normpath(value)
+    return path[: -len(MANIFEST_SUFFIX)] if path.endswith(MANIFEST_SUFFIX) else path
+
+
+def protected_backups(cfg: dict) -> tuple[dict[str, list[str]], list[str]]:
+    """Backups that must never be pruned: {path: ["release <dir>", "migration <id>", ...]}, and the
+    problems met while reading (an unreadable release.json might name one: then prune stops).
+    - every <releases_dir>/*/release.json: its pre_migration_backup and restored_backup values;
+    - the unfinished migration journal: any of its top-level values that is a path."""
+    refs: dict[str, list[str]] = {}
+    problems: list[str] = []
+
+    def add(value, reason):
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and v.startswith("/"):
+                reasons = refs.setdefault(backup_ref(v), [])
+                if reason not in reasons:
+                    reasons.append(reason)
+
+    rdir = cfg.get("releases_dir")
+    if rdir:
+        names: list[str] = []
+        try:
+            names = sorted(os.listdir(rdir))
+        except FileNotFoundError:
+            pass  # no release recorded yet
+        except OSError as exc:
+            problems.append(f"cannot read the release history {rdir}: {exc.strerror or exc}")
+        for name in names:
+            path = os.path.join(rdir, name, "release.json")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    release = json.load(fh)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except (OSError, ValueError) as exc:
+                problems.append(f"{path} is unreadable ({one_line(exc)})")
+                continue
+            if not isinstance(release, dict):
+                problems.append(f"{path} is not a JSON object")
+                continue
+            for key in ("pre_migration_backup", "restored_backup"):
+                add(release.get(key), f"release {name}")
+    try:
+        journal = read_journal(cfg)
+    except ToolError as exc:
+        problems.append(exc.message)
+        journal = None
+    if journal:
+        for value in journal.values():
+            add(value, f"migration {journal.get('id')}")
+    return refs, problems
+
+
+def retention_decision(cfg: dict, backups: list[Backup]) -> RetentionDecision:
+    """select_retention, then: a backup named by a kept release or by the unfinished migration is
+    kept (with that reason); nothing at all is pruned when the release history cannot be read."""
+    decision = select_retention(backup_items_for_retention(cfg, backups), cfg["retention"])
+    refs, problems = protected_backups(cfg)
+    keep = []
+    for item, reasons in decision.keep:
+        extra = refs.get(backup_ref(item.path), [])
+        merged = [r for r in reasons if not (extra and r == "prune blocked")] + extra
+        keep.append((item, merged))
+    delete = []
+    for item in decision.delete:
+        extra = refs.get(backup_ref(item.path))
+        if extra:
+            keep.append((item, list(extra)))
+        else:
+            delete.append(item)
+    blocked = decision.blocked
+    if problems and not blocked:
+        blocked = (f"{'; '.join(problems)}: nothing is pruned until the release history and the migration "
+                   "journal can be read (they may name backups a rollback needs)")
+        keep += [(item, ["prune blocked"]) for item in delete]
+        delete = []
+    keep.sort(key=lambda pair: (pair[0].ts, getattr(pair[0], "seq", 0)), reverse=True)
+    return RetentionDecision(keep=keep, delete=delete, blocked=blocked)
+
+
 # --------------------------------------------------------------------------- sqlite inspection
+
+
+def qident(name: str) -> str:
+    """An SQL identifier, always double-quoted with embedded quotes doubled (never pasted raw)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def id_columns(con: sqlite3.Connection, tables: list[str]) -> dict[str, str]:
+    """{table: column} for tables whose primary key is one INTEGER column named id (any case).
+    Table names are bound as parameters (pragma_table_info), never pasted into SQL."""
+    found = {}
+    for table in tables:
+        try:
+            cols = con.execute("SELECT name, type, pk FROM pragma_table_info(?)", (table,)).fetchall()
+        except sqlite3.DatabaseError:
+            continue
+        pks = [c for c in cols if c[2]]
+        if len(pks) == 1 and str(pks[0][0]).lower() == "id" and str(pks[0][1]).strip().upper() == "INTEGER":
+            found[table] = pks[0][0]
+    return found
 
 
 def inspect_copy(path: str) -> dict:
@@ -994,6 +1100,11 @@ def inspect_copy(path: str) -> dict:
             except sqlite3.DatabaseError:
                 counts[table] = None
         report["row_counts"] = counts
+        report["max_ids"] = {}
+        for table, column in id_columns(con, tables).items():
+            with contextlib.suppress(sqlite3.DatabaseError):
+                report["max_ids"][table] = con.execute(
+                    f"SELECT max({qident(column)}) FROM {qident(table)}").fetchone()[0]
         alembic = None
         if "alembic_version" in tables:
             rows = [r[0] for r in con.execute("SELECT version_num FROM alembic_version")]
@@ -1095,11 +1206,26 @@ def iter_decompressed(path: str, method: str):
             raise ToolError(f"cannot decompress {path}: {exc}") from exc
 
 
-def decompress(path: str, method: str, dst: str | None) -> tuple[str, int]:
-    """Decompress (to dst, fsynced, when given) and return sha256 + size of the raw bytes."""
+def create_private(path: str) -> tuple[int, tuple[int, int]]:
+    """A new file, 0600, never through a symlink (O_EXCL + O_NOFOLLOW): (fd, (dev, inode))."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    st = os.fstat(fd)
+    return fd, (st.st_dev, st.st_ino)
+
+
+def decompress(path: str, method: str, dst: str | None, info: dict | None = None) -> tuple[str, int]:
+    """Decompress (to dst, fsynced, when given) and return sha256 + size of the raw bytes.
+    dst is created 0600 without following symlinks; info["ident"] gets its (dev, inode) and
+    info["fd"] a descriptor of it that the caller must close."""
     digest = hashlib.sha256()
     size = 0
-    out = open(dst, "xb") if dst else None  # noqa: SIM115
+    out = None
+    if dst:
+        fd, ident = create_private(dst)
+        if info is not None:
+            info["ident"] = ident
+            info["fd"] = os.dup(fd)
+        out = os.fdopen(fd, "wb")
     try:
         for block in iter_decompressed(path, method):
             digest.update(block)
@@ -1234,6 +1360,11 @@ def quarantine_copy(cfg: dict, raw_tmp: str, base: str, report: dict) -> str:
         n += 1
         target = os.path.join(qdir, f"{base}.{n}.db")
     os.replace(raw_tmp, target)
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o600)  # like a verified backup: readable by root only
+    finally:
+        os.close(fd)
     atomic_write(target + ".report.json", (json.dumps(report, indent=1, sort_keys=True) + "\n").encode(), 0o600)
     fsync_path(qdir)
     return target
@@ -1293,6 +1424,7 @@ def do_backup(cfg: dict, args, db: str, job_started: float) -> Result:
 
     report: dict = {}
     try:
+        os.close(create_private(raw_tmp)[0])  # 0600 from the start: money data, root only
         src = sqlite3.connect(sqlite_uri(db, mode="ro"), uri=True, timeout=busy / 1000)
         try:
             src.execute(f"PRAGMA busy_timeout={int(busy)}")
@@ -1342,7 +1474,7 @@ def do_backup(cfg: dict, args, db: str, job_started: float) -> Result:
             "raw": {"sha256": raw_sha, "size": raw_size},
             "page_size": report["page_size"], "page_count": report["page_count"],
             "schema": {"alembic_version": report["alembic_version"], "user_version": report["user_version"]},
-            "row_counts": report["row_counts"],
+            "row_counts": report["row_counts"], "max_ids": report.get("max_ids", {}),
             "integrity_check": report["integrity_check"], "foreign_key_check": report["foreign_key_check"],
             "verified": True,
         }
@@ -1393,9 +1525,14 @@ def do_offsite(cfg: dict, backup: str, manifest: str) -> dict:
             for path in (backup, manifest):
                 target = os.path.join(dest, os.path.basename(path))
                 tmp = os.path.join(dest, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+                remove_quietly(tmp)  # left by a killed run with the same pid
                 try:
-                    shutil.copyfile(path, tmp)
-                    fsync_path(tmp)
+                    fd, _ident = create_private(tmp)  # 0600 like the local backup
+                    with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                        shutil.copyfileobj(src, out, CHUNK)
+                        out.flush()
+                        os.fchmod(out.fileno(), 0o600)
+                        os.fsync(out.fileno())
                     if sha256_file(tmp) != sha256_file(path):
                         raise ToolError(f"offsite copy {tmp} does not match the local file")
                     os.replace(tmp, target)
@@ -1405,7 +1542,8 @@ def do_offsite(cfg: dict, backup: str, manifest: str) -> dict:
             target = os.path.join(dest, os.path.basename(backup))
         else:
             dest = off["rsync"]
-            run_hook(["rsync", "-t", "--timeout=600", backup, manifest, dest.rstrip("/") + "/"], "offsite rsync")
+            run_hook(["rsync", "-t", "--chmod=F600", "--timeout=600", backup, manifest, dest.rstrip("/") + "/"],
+                     "offsite rsync")
             target = dest.rstrip("/") + "/" + os.path.basename(backup)
     except (ToolError, OSError) as exc:
         message = exc.message if isinstance(exc, ToolError) else f"offsite copy failed: {exc}"
@@ -1464,7 +1602,7 @@ def check_quick(cfg: dict, args) -> Result:
                             "message": f"quick_check ok {db}"}, f"check --quick ok: {db} ({seconds}s)")
 
 
-def verify_backup(backup: Backup, dst: str | None) -> dict:
+def verify_backup(backup: Backup, dst: str | None, info: dict | None = None) -> dict:
     """sha256 of the compressed file against its manifest; decompress (to dst when given) and
     compare the raw sha256; integrity/foreign_key check of the decompressed copy."""
     if not backup.manifest:
@@ -1477,7 +1615,7 @@ def verify_backup(backup: Backup, dst: str | None) -> dict:
         raise ToolError(f"{backup.path} does not match its manifest (sha256 {sha[:16]}... size {size}, manifest "
                         f"{str(expected.get('sha256'))[:16]}... size {expected.get('size')}): damaged or tampered; "
                         "refusing to use it", EXIT_FAILED, backup=backup.path)
-    raw_sha, raw_size = decompress(backup.path, backup.compression, dst)
+    raw_sha, raw_size = decompress(backup.path, backup.compression, dst, info)
     raw = backup.manifest.get("raw", {})
     if raw_sha != raw.get("sha256") or raw_size != raw.get("size"):
         raise ToolError(f"{backup.path} decompresses to data that does not match its manifest; refusing to use it")
@@ -1523,7 +1661,7 @@ def cmd_prune(cfg: dict, args) -> Result:
     def body() -> Result:
         with job_guard(cfg, args, "prune"):
             backups = scan_backups(cfg["backup_dir"])
-            decision = select_retention(backup_items_for_retention(cfg, backups), cfg["retention"])
+            decision = retention_decision(cfg, backups)
             newest = newest_verified(backups)
             deleted = []
             if any(item is newest or not item.verified for item in decision.delete):  # never happens
@@ -1542,6 +1680,7 @@ def cmd_prune(cfg: dict, args) -> Result:
             if decision.blocked:
                 lines.append(f"  nothing pruned: {decision.blocked}")
                 LOG.warning(f"prune: nothing pruned: {decision.blocked}", extra={"stderr": False})
+            lines += [f"  keeps: {k['path']} ({', '.join(k['tiers'])})" for k in kept]
             lines += [f"  {verb}: {p}" for p in deleted]
             if deleted and not args.dry_run:
                 LOG.info(f"prune: deleted {len(deleted)} backup(s), kept {len(kept)}")
@@ -1555,7 +1694,7 @@ def cmd_prune(cfg: dict, args) -> Result:
 
 def cmd_list(cfg: dict, args) -> Result:
     backups = scan_backups(cfg["backup_dir"])
-    decision = select_retention(backup_items_for_retention(cfg, backups), cfg["retention"])
+    decision = retention_decision(cfg, backups)
     tiers = {id(i): r for i, r in decision.keep}
     rows = []
     for b in reversed(backups):
@@ -1590,12 +1729,17 @@ def choose_backup(cfg: dict, args) -> Backup:
         if path.endswith(MANIFEST_SUFFIX):
             path = path[: -len(MANIFEST_SUFFIX)]
         name = os.path.basename(path)
+        if not os.path.lexists(path):
+            raise ToolError(f"backup {path} does not exist (pruned, moved, or never made); list the kept backups "
+                            f"with `moneytracker-db list`; pass one with --backup", EXIT_FAILED, backup=path)
         if not BACKUP_RE.match(name) or not os.path.isfile(path):
-            raise ToolError(f"--backup {args.backup}: not a backup file (expected moneytracker-<time>.db.zst|.gz)")
+            raise ToolError(f"--backup {args.backup}: not a backup file (expected moneytracker-<time>.db.zst|.gz); "
+                            "list the kept backups with `moneytracker-db list`; pass one with --backup")
         for b in scan_backups(os.path.dirname(path)):
             if b.name == name:
                 return b
-        raise ToolError(f"--backup {args.backup}: not found")
+        raise ToolError(f"--backup {args.backup}: not found; list the kept backups with `moneytracker-db list`; "
+                        "pass one with --backup")
     newest = newest_verified(backups)
     if newest is None:
         raise ToolError(f"there is no verified backup in {cfg['backup_dir']} to restore")
@@ -1653,6 +1797,31 @@ def cmd_restore(cfg: dict, args) -> Result:
 
 
 def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
+    """Every failure keeps in its output (JSON and the error line) where the previous live files
+    went: `aside` {live path: aside path} and `database_changed`."""
+    moved: list[tuple[str, str]] = []
+    state = {"swapped": False}
+    try:
+        return _do_restore(cfg, args, db, exists, backup, started, when, moved, state)
+    except ToolError as exc:
+        aside_done = dict(moved)
+        exc.details.setdefault("aside", aside_done)
+        exc.details.setdefault("database_changed", state["swapped"])
+        exc.details.setdefault("database", db)
+        if aside_done and "aside:" not in exc.message:
+            exc.message += f"; previous files aside: {', '.join(aside_done.values())}"
+        raise
+    except (OSError, sqlite3.DatabaseError) as exc:
+        aside_done = dict(moved)
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        message = f"restore failed: {one_line(getattr(exc, 'strerror', None) or exc)}{where}"
+        message += (f"; previous files aside: {', '.join(aside_done.values())}" if aside_done
+                    else "; the live database was not replaced")
+        raise ToolError(message, EXIT_FAILED, aside=aside_done, database_changed=state["swapped"],
+                        database=db) from exc
+
+
+def _do_restore(cfg, args, db, exists, backup, started, when, moved, state) -> Result:
     db_dir = os.path.dirname(db)
     if not os.path.isdir(db_dir):
         raise ToolError(f"the database directory {db_dir} does not exist")
@@ -1661,15 +1830,22 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
     with contextlib.suppress(OSError):
         for name in os.listdir(db_dir):
             p = os.path.join(db_dir, name)
-            if name.startswith(clean_prefix) and os.path.isfile(p) and os.path.getmtime(p) < started:
+            st = os.lstat(p)
+            if name.startswith(clean_prefix) and stat.S_ISREG(st.st_mode) and st.st_mtime < started:
                 os.unlink(p)
     tmp = os.path.join(db_dir, f"{clean_prefix}{os.getpid()}.tmp")
-    replaced_stat = os.stat(db) if exists else None
+    remove_quietly(tmp)  # unlink never follows a symlink
+    replaced_stat = None
+    if exists:
+        replaced_stat = os.lstat(db)
+        if not stat.S_ISREG(replaced_stat.st_mode):
+            raise ToolError(f"the live database {db} is not a regular file (a symlink?); refusing to restore over "
+                            "it; check what put it there", EXIT_FAILED)
     took_lock = None
-    moved: list[tuple[str, str]] = []
+    info: dict = {}
     try:
         try:
-            verify_backup(backup, tmp)
+            verify_backup(backup, tmp, info)
         except OSError as exc:
             if is_disk_full(exc):
                 raise ToolError(f"not enough space in {db_dir} (filesystem {mount_point(db_dir)}) to decompress "
@@ -1685,9 +1861,9 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
         else:
             dst = os.stat(db_dir)
             uid, gid, mode = dst.st_uid, dst.st_gid, 0o640
-        os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        fsync_path(tmp)
+        # the directory is writable by the backend's uid: chown/chmod the file the tool holds open,
+        # never a path that may have become a symlink
+        set_owner_held(info["fd"], tmp, uid, gid, mode)
 
         record = read_lock(cfg)
         if token_matches(record, getattr(args, "lock_token", None)):
@@ -1716,17 +1892,22 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
                         os.rename(src, dst)
                         moved.append((src, dst))
                 fsync_path(db_dir)
+                if not same_file(info["fd"], tmp):
+                    raise OSError(errno.EEXIST, f"{tmp} was replaced by another file or a symlink")
                 os.rename(tmp, db)
+                state["swapped"] = True
                 fsync_path(db_dir)
             except OSError as exc:
-                for src, dst in reversed(moved):
+                if not state["swapped"]:
+                    for src, dst in reversed(moved):
+                        with contextlib.suppress(OSError):
+                            if not os.path.exists(src):
+                                os.rename(dst, src)
                     with contextlib.suppress(OSError):
-                        if not os.path.exists(src):
-                            os.rename(dst, src)
-                with contextlib.suppress(OSError):
-                    fsync_path(db_dir)
-                moved.clear()
-                raise ToolError(f"restore swap failed: {one_line(exc)}; the previous database was put back") from exc
+                        fsync_path(db_dir)
+                    moved.clear()
+                    raise ToolError(f"restore swap failed: {one_line(exc)}; the previous database was put back") from exc
+                raise
             start_error = None
             if cfg["start_command"]:
                 try:
@@ -1738,6 +1919,8 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
             except sqlite3.DatabaseError as exc:
                 rows = [f"error: {exc}"]
     finally:
+        if "fd" in info:
+            os.close(info["fd"])
         remove_quietly(tmp, *sqlite_side_files(tmp))
         if took_lock:
             with contextlib.suppress(ToolError, OSError):
@@ -1745,18 +1928,117 @@ def do_restore(cfg, args, db, exists, backup, aside, started, when) -> Result:
 
     aside_done = dict(moved)
     data = {"ok": True, "restored": backup.path, "backup_time": when, "database": db, "aside": aside_done,
-            "quick_check": rows, "message": f"restored {backup.name} into {db}"}
+            "database_changed": True, "quick_check": rows, "message": f"restored {backup.name} into {db}"}
+    details = {k: v for k, v in data.items() if k not in ("ok", "message")}  # ToolError takes message itself
+    aside_text = f"previous files aside: {', '.join(aside_done.values()) or 'none'}"
     lines = [f"restore done: {db}", f"  from backup {backup.path} (taken {when})"]
     lines += [f"  previous file kept aside: {dst}" for dst in aside_done.values()] or ["  (there was no previous file)"]
     if start_error:
-        raise ToolError(f"restored {backup.name} into {db} (previous files aside: "
-                        f"{', '.join(aside_done.values()) or 'none'}) but {start_error}", EXIT_FAILED, **data)
+        raise ToolError(f"restored {backup.name} into {db} ({aside_text}) but {start_error}", EXIT_FAILED, **details)
     if rows != ["ok"]:
         raise ToolError(f"restored {backup.name} into {db} but its quick_check FAILED: {first_problems(rows)}; "
-                        f"previous files aside: {', '.join(aside_done.values()) or 'none'}", EXIT_FAILED, **data)
-    LOG.warning(f"restore: {backup.path} (taken {when}) restored into {db}; previous files kept aside: "
-                f"{', '.join(aside_done.values()) or 'none'}", extra={"stderr": False})
+                        f"{aside_text}", EXIT_FAILED, **details)
+    LOG.warning(f"restore: {backup.path} (taken {when}) restored into {db}; {aside_text}", extra={"stderr": False})
     return Result(EXIT_OK, data, "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def backup_max_ids(cfg: dict, backup: Backup, tables: dict[str, str]) -> tuple[dict[str, int | None], str]:
+    """{table: highest id in the backup (None: no rows / no such table)} for the live id tables.
+    From the manifest (recorded at backup time) when it has them all, else from the backup itself,
+    decompressed into backup_dir/.tmp (0600), its raw sha256 checked against the manifest."""
+    recorded = (backup.manifest or {}).get("max_ids")
+    counts = (backup.manifest or {}).get("row_counts") or {}
+    if isinstance(recorded, dict) and all(t in recorded or t not in counts for t in tables):
+        return {t: (recorded.get(t) if isinstance(recorded.get(t), int) else None) for t in tables}, "manifest"
+    tmp_dir = os.path.join(cfg["backup_dir"], ".tmp")
+    ensure_dir(tmp_dir)
+    tmp = os.path.join(tmp_dir, f"compare-{os.getpid()}-{secrets.token_hex(4)}.db.tmp")
+    try:
+        raw_sha, raw_size = decompress(backup.path, backup.compression, tmp)
+        raw = (backup.manifest or {}).get("raw", {})
+        if raw and (raw_sha, raw_size) != (raw.get("sha256"), raw.get("size")):
+            raise ToolError(f"{backup.path} decompresses to data that does not match its manifest; "
+                            "refusing to use it", EXIT_FAILED, backup=backup.path)
+        con = sqlite3.connect(sqlite_uri(tmp, mode="ro", immutable="1"), uri=True)
+        try:
+            present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            in_backup = id_columns(con, [t for t in tables if t in present])
+            out: dict[str, int | None] = {}
+            for table in tables:
+                column = in_backup.get(table)
+                out[table] = (con.execute(f"SELECT max({qident(column)}) FROM {qident(table)}").fetchone()[0]
+                              if column else None)
+        finally:
+            con.close()
+    except OSError as exc:
+        raise ToolError(f"cannot read {backup.path} to compare: {one_line(exc)}") from exc
+    finally:
+        remove_quietly(tmp, *sqlite_side_files(tmp))
+    return out, "backup"
+
+
+def cmd_compare(cfg: dict, args) -> Result:
+    """What a restore of a backup would lose: per table of the live database its row count, the
+    backup's (manifest), and the ids written after the backup. Read-only: the live file is opened
+    mode=ro; table names come from the live sqlite_master and are always quoted; nothing from the
+    manifest ever becomes SQL."""
+    db = resolve_database(cfg)
+    backup = choose_backup(cfg, args)
+    if not backup.verified or not backup.manifest:
+        raise ToolError(f"{backup.path}: {backup.problem or 'not verified'}; refusing to use it")
+    busy = cfg["busy_timeout_ms"]
+    con = sqlite3.connect(sqlite_uri(db, mode="ro"), uri=True, timeout=busy / 1000)
+    try:
+        con.execute(f"PRAGMA busy_timeout={int(busy)}")
+        con.execute("BEGIN")  # one snapshot for every count
+        names = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' "
+            "ORDER BY name")]
+        live_ids = id_columns(con, names)
+        max_ids, source = backup_max_ids(cfg, backup, live_ids)
+        counts = backup.manifest.get("row_counts") or {}
+        tables: dict[str, dict] = {}
+        lost = 0
+        for name in names:
+            q = qident(name)
+            row = {"live": con.execute(f"SELECT count(*) FROM {q}").fetchone()[0],
+                   "backup": counts.get(name) if isinstance(counts.get(name), int) else None,
+                   "new_ids": None, "new_count": None}
+            column = live_ids.get(name)
+            if column:
+                qc = qident(column)
+                bound = max_ids.get(name)
+                where, params = (f" WHERE {qc} > ?", (bound,)) if bound is not None else ("", ())
+                row["backup_max_id"] = bound
+                row["new_count"] = con.execute(f"SELECT count(*) FROM {q}{where}", params).fetchone()[0]
+                row["new_ids"] = [r[0] for r in con.execute(
+                    f"SELECT {qc} FROM {q}{where} ORDER BY {qc} LIMIT 20", params)]
+                lost += row["new_count"]
+            tables[name] = row
+        con.rollback()
+    except sqlite3.DatabaseError as exc:
+        raise ToolError(f"cannot read the live database {db}: {exc}") from exc
+    finally:
+        con.close()
+    started = backup.manifest.get("started") or iso(backup.ts)
+    lines = [f"compare {db}", f"   with {backup.path} (taken {started})"]
+    for name, row in tables.items():
+        shown = json.dumps(name) if any(c in name for c in "\"' \n;") else name
+        if row["new_count"] is None:
+            detail = "no integer id: which rows are newer cannot be told"
+        elif row["new_count"]:
+            more = f", ... ({row['new_count']} in all)" if row["new_count"] > len(row["new_ids"]) else ""
+            detail = f"{row['new_count']} row(s) newer than the backup, ids {', '.join(map(str, row['new_ids']))}{more}"
+        else:
+            detail = "nothing newer than the backup"
+        lines.append(f"  {shown}: live {row['live']}, backup {'-' if row['backup'] is None else row['backup']}; {detail}")
+    lines.append(f"a restore of this backup would lose {lost} row(s) written after it (counted by id)")
+    return Result(EXIT_OK, {"ok": True, "backup": backup.path, "backup_started": started, "database": db,
+                            "tables": tables, "writes_lost": lost, "max_ids_from": source,
+                            "message": f"a restore of {backup.name} would lose {lost} row(s)"}, "\n".join(lines))
 
 
 # --------------------------------------------------------------------------- status / metrics
@@ -2068,32 +2350,28 @@ def remove_side_files(path: str) -> list[str]:
     return removed
 
 
-def set_owner_nofollow(path: str, uid: int, gid: int, mode: int,
-                       expect: tuple[int, int] | None = None) -> None:
-    """chown + chmod the file itself, never a symlink's target: open with O_NOFOLLOW, check it is a
-    regular file (and, when given, the very inode the tool created), fchown + fchmod, fsync."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ToolError(f"{path} is a symlink (planted in the database directory?); refusing to "
-                            "change its owner or mode", EXIT_FAILED, path=path) from exc
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ToolError(f"{path} is not a regular file; refusing to change its owner or mode", EXIT_FAILED)
-        if expect is not None and (st.st_dev, st.st_ino) != expect:
-            raise ToolError(f"{path} was replaced by another file while the tool worked on it; refusing to "
-                            "change its owner or mode", EXIT_FAILED, path=path)
-        if st.st_nlink != 1:
-            raise ToolError(f"{path} has {st.st_nlink} hard links; refusing to change its owner or mode",
-                            EXIT_FAILED, path=path)
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def set_owner_held(fd: int, path: str, uid: int, gid: int, mode: int) -> None:
+    """fchown + fchmod of a file the tool created and still holds open, after checking with lstat
+    that path still names that very file: a symlink or another file put there meanwhile (the data
+    directory is writable by the backend's uid) is refused. Holding the descriptor keeps the
+    inode number from being reused, so the comparison is sound."""
+    st = os.fstat(fd)
+    cur = lstat_or_none(path)
+    if cur is None or not stat.S_ISREG(cur.st_mode) or (cur.st_dev, cur.st_ino) != (st.st_dev, st.st_ino):
+        raise ToolError(f"{path} was replaced by another file or a symlink while the tool worked on it; "
+                        "refusing to change its owner or mode (is something else writing to the data "
+                        "directory?)", EXIT_FAILED, path=path)
+    if st.st_nlink != 1:
+        raise ToolError(f"{path} has {st.st_nlink} hard links; refusing to change its owner or mode",
+                        EXIT_FAILED, path=path)
+    os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
+    os.fsync(fd)
+
+
+def same_file(fd: int, path: str) -> bool:
+    st, cur = os.fstat(fd), lstat_or_none(path)
+    return bool(cur and stat.S_ISREG(cur.st_mode) and (cur.st_dev, cur.st_ino) == (st.st_dev, st.st_ino))
 
 
 def checkpoint_truncate(path: str, busy_ms: int, busy_message: str) -> None:
@@ -2217,7 +2495,7 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
                         "see moneytracker-db migration status", EXIT_FAILED)
     busy = cfg["busy_timeout_ms"]
     t0 = time.monotonic()
-    created = None
+    held = None  # the copy's descriptor, held open from its creation to its chown
     src = sqlite3.connect(sqlite_uri(db, mode="rw"), uri=True, timeout=busy / 1000)
     try:
         src.execute(f"PRAGMA busy_timeout={int(busy)}")
@@ -2230,9 +2508,7 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
         journal_mode = str(src.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         remove_quietly(copy)
         remove_side_files(copy)
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        created = os.fstat(fd)
-        os.close(fd)
+        held = create_private(copy)[0]
         dst = sqlite3.connect(sqlite_uri(copy, mode="rw"), uri=True)
         try:
             try:
@@ -2246,7 +2522,8 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
         finally:
             dst.close()
     except BaseException:
-        if created is not None:  # never leave a half-made copy behind
+        if held is not None:  # never leave a half-made copy behind
+            os.close(held)
             remove_quietly(copy)
             remove_side_files(copy)
         raise
@@ -2254,19 +2531,19 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
         src.close()
     try:
         remove_side_files(copy)
-        with open(copy, "rb") as fh:  # the header says WAL (bytes 18 and 19 == 2) like the original
-            header = fh.read(100)
+        header = os.pread(held, 100, 0)  # the header says WAL (bytes 18 and 19 == 2) like the original
         wal_header = len(header) >= 20 and header[18] == 2 and header[19] == 2
         if (journal_mode == "wal") != wal_header or copy_mode != journal_mode:
             raise ToolError(f"the copy {copy} is in journal mode {copy_mode} (header {'WAL' if wal_header else 'rollback'}), "
                             f"the live database in {journal_mode}", EXIT_FAILED)
         live = files["live"]
-        set_owner_nofollow(copy, live.st_uid, live.st_gid, stat.S_IMODE(live.st_mode),
-                           expect=(created.st_dev, created.st_ino))
+        set_owner_held(held, copy, live.st_uid, live.st_gid, stat.S_IMODE(live.st_mode))
         fsync_path(os.path.dirname(copy))
     except BaseException:
         remove_quietly(copy)
         raise
+    finally:
+        os.close(held)
     size = os.lstat(copy).st_size
     seconds = round(time.monotonic() - t0, 3)
     add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds)
@@ -2588,6 +2865,8 @@ def common_options() -> argparse.ArgumentParser:
     g.add_argument("--offsite-path", metavar="PATH")
     g.add_argument("--offsite-rsync", metavar="DEST")
     g.add_argument("--db-owner", metavar="UID:GID[:MODE]")
+    g.add_argument("--releases-dir", metavar="PATH",
+                   help="the app's release history (<dir>/*/release.json); its backups are never pruned")
     return p
 
 
@@ -2645,6 +2924,9 @@ def build_parser() -> Parser:
     p.add_argument("--textfile", action="store_true", help="also rewrite the node-exporter textfile")
 
     add("list", cmd_list, "backups with time, size, verified, and the tier that keeps them")
+    p = add("compare", cmd_compare, "what a restore of a backup would lose (per table: live rows, backup rows, "
+                                    "ids written after it); read-only")
+    p.add_argument("--backup", metavar="PATH", help="backup file (default: the newest verified)")
     add("config", cmd_config, "check the configuration and print it as the tool reads it (bad: exit 2)")
 
     p = add("lock", cmd_lock, "the maintenance lock: acquire, release, status, break")
