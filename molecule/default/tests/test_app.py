@@ -4,7 +4,9 @@ Proves, on the running stack: the limits, log rotation and hardening reach `dock
 both services are healthy; through nginx a transaction created via the API is listed and
 survives `docker compose down && up`; compression and cache headers are the right ones for
 index.html and for fingerprinted assets; maintenance mode answers 503 with Retry-After; the
-secrets file is 0600 and the secret appears neither in the compose file nor in Ansible's output.
+secret is a file only the backend's uid reads, mounted read-only, and appears neither in the
+compose file, nor in any container's `docker inspect`, nor in Ansible's output; a new secret
+recreates the backend, which then uses it.
 """
 import json
 import os
@@ -100,6 +102,12 @@ def test_backend_environment(host):
     env = dict(e.split("=", 1) for e in container(host, "backend")["Config"]["Env"])
     assert env["AUTO_MIGRATE"] == "false"
     assert env["DATABASE_URL"] == "sqlite:////data/moneytracker.db"
+    # The secret is a file; its value is in no environment.
+    assert env["MONEYTRACKER_SECRET_KEY_FILE"] == "/run/secrets/secret_key"
+    assert "MONEYTRACKER_SECRET_KEY" not in env
+    # app_backend_env (molecule.yml) arrives as written: quotes, a line break and `key: value` in a
+    # value stay in that value.
+    assert env["MT_TEST_VALUE"] == 'it\'s "quoted"\nimage: evil/image:1 # not a key'
     # 512m and 1 CPU: clamp(floor((512 - 64) / 80), 1, 2 * 1 + 1) = 3, never a fixed 4.
     assert env["WEB_CONCURRENCY"] == "3"
     workers = host.check_output(
@@ -107,9 +115,14 @@ def test_backend_environment(host):
     assert int(workers) >= 4  # master + 3 workers (+ the exec'd shell)
 
 
-def test_data_on_the_named_volume(host):
-    mounts = container(host, "backend")["Mounts"]
-    assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [("volume", "moneytracker_data", "/data")]
+def test_data_on_the_named_volume_and_the_secret_read_only(host):
+    mounts = {m["Destination"]: m for m in container(host, "backend")["Mounts"]}
+    assert set(mounts) == {"/data", "/run/secrets"}
+    assert (mounts["/data"]["Type"], mounts["/data"]["Name"], mounts["/data"]["RW"]) == ("volume", "moneytracker_data", True)
+    assert (mounts["/run/secrets"]["Type"], mounts["/run/secrets"]["Source"], mounts["/run/secrets"]["RW"]) == \
+        ("bind", f"{PROJECT}/secrets", False)
+    assert [m["Destination"] for m in container(host, "frontend")["Mounts"]
+            if "secrets" in m["Source"]] == []
 
 
 def test_services_healthy(host):
@@ -189,15 +202,37 @@ def test_maintenance_mode(host):
     assert curl(host, "/")[0] == 200
 
 
-def test_secrets_file_and_compose_file(host):
-    s = host.file(f"{PROJECT}/secrets.env")
-    assert (s.user, s.group, s.mode) == ("root", "root", 0o600)
-    assert secret() in s.content_string
+def test_secret_file_and_compose_file(host):
+    d = host.file(f"{PROJECT}/secrets")
+    assert (d.uid, d.gid, d.mode) == (0, 10001, 0o750)
+    f = host.file(f"{PROJECT}/secrets/secret_key")
+    assert (f.uid, f.gid, f.mode) == (10001, 10001, 0o400)
+    assert f.content_string == secret()
+    # No compose file of this role reads the old env file, so it is gone.
+    assert not host.file(f"{PROJECT}/secrets.env").exists
     compose = host.file(f"{PROJECT}/compose.yaml")
     assert compose.mode == 0o640
     assert secret() not in compose.content_string
-    assert "MONEYTRACKER_SECRET_KEY" not in compose.content_string
+    assert "MONEYTRACKER_SECRET_KEY=" not in compose.content_string and "env_file" not in compose.content_string
     assert host.file(PROJECT).mode == 0o750
+
+
+def test_only_the_backend_uid_reads_the_secret(host):
+    backend = container(host, "backend")["Id"]
+    assert host.check_output(f"docker exec {backend} cat /run/secrets/secret_key") == secret()
+    for user in ("101:101", "65534:65534"):
+        assert host.run(f"docker exec --user {user} {backend} cat /run/secrets/secret_key").rc != 0, user
+    assert host.run(f"docker exec {backend} touch /run/secrets/x").rc != 0  # read-only mount
+
+
+def test_secret_not_in_docker_inspect_of_any_container(host):
+    ids = host.check_output("docker ps -aq --no-trunc").split()
+    assert len(ids) >= 2
+    inspected = host.check_output(f"docker inspect {' '.join(ids)}")
+    assert secret() not in inspected
+    assert "MONEYTRACKER_SECRET_KEY=" not in inspected
+    # Nor in what Compose makes of the project (env_file would be resolved here).
+    assert secret() not in host.check_output(f"docker compose --project-directory {PROJECT} config")
 
 
 def test_release_recorded(host):
@@ -221,3 +256,42 @@ def test_rerun_changes_nothing_and_never_prints_the_secret(host):
     assert secret() not in out
     after = container(host, "backend")["Id"], container(host, "frontend")["Id"]
     assert before == after, "a rerun with nothing changed must not recreate containers"
+
+
+def test_a_new_secret_recreates_the_backend_which_uses_it(host):
+    """Runs deploy.yml with another secret, then with the scenario's own again (last test here:
+    the host ends as the scenario left it). The file, not the container's environment, changes;
+    the label with the file's mtime makes Compose recreate the backend."""
+    new_secret = "rotated-" + uuid.uuid4().hex + uuid.uuid4().hex
+    before = container(host, "backend")["Id"]
+    token = json.loads(curl(host, "/api/csrf")[2])["token"]  # signed with the old secret
+
+    def post_account_with(token):
+        body = json.dumps({"name": f"rotation-{uuid.uuid4().hex[:8]}"})
+        return curl(host, "/api/accounts", "-X", "POST", "-H", "'Content-Type: application/json'",
+                    "-H", f"'X-CSRF-Token: {token}'", "--data", f"'{body}'")[0]
+
+    assert post_account_with(token) == 201  # the token works while the old secret is in use
+    try:
+        r = subprocess.run(
+            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy",
+             "-e", f"app_secret_key={new_secret}"],
+            capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out[-3000:]
+        assert new_secret not in out
+        wait_healthy(host)
+        assert container(host, "backend")["Id"] != before, "a new secret must recreate the backend"
+        assert host.file(f"{PROJECT}/secrets/secret_key").content_string == new_secret
+        assert new_secret not in host.check_output("docker inspect $(docker ps -aq)")
+        # The running backend uses the new secret: the old token is refused, a new one works.
+        assert post_account_with(token) == 403
+        assert post_account_with(json.loads(curl(host, "/api/csrf")[2])["token"]) == 201
+    finally:
+        r = subprocess.run(
+            ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
+            capture_output=True, text=True, timeout=600,
+            env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert host.file(f"{PROJECT}/secrets/secret_key").content_string == secret()

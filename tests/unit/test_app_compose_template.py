@@ -1,0 +1,90 @@
+"""The app role's compose template, rendered by Ansible on the controller with the role's defaults
+and vars, then read back as YAML.
+
+Proves: values of app_backend_env stay values (a line break, a quote or `key: value` inside one
+adds no key; `$` is doubled so that Compose interpolates nothing), and the backend's secret is
+neither in the file nor in any environment: the backend gets MONEYTRACKER_SECRET_KEY_FILE and a
+read-only mount of the secrets directory. Does not prove how Compose itself reads the file (the
+Molecule scenario `default` does: the role validates it with `docker compose config`, and
+test_app.py reads the running container's environment and `docker inspect`).
+"""
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "app"
+SECRET = secrets.token_urlsafe(48)
+HOSTILE = {
+    "LINE_BREAK": "ok\nimage: evil/image:1\n  privileged: true",
+    "QUOTES": "it's \"quoted\" \\ backslash",
+    "YAML_LOOKING": "key: value, [list], {map: 1}, &anchor *alias # comment",
+    "DOLLARS": "$HOME ${PATH} $$ $",
+    "UNICODE": "café ✓",
+    "NUMBER": 42,
+}
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  vars_files:
+    - {role}/defaults/main.yml
+    - {role}/vars/main.yml
+  tasks:
+    - ansible.builtin.template:
+        src: {role}/templates/compose.yaml.j2
+        dest: {out}
+        mode: "0600"
+"""
+
+
+def render(tmp_path, **extra_vars):
+    out = tmp_path / "compose.yaml"
+    (tmp_path / "play.yml").write_text(PLAY.format(role=ROLE, out=out))
+    variables = {"app_secret_key": SECRET,
+                 "_app_secret_key_stat": {"stat": {"exists": True, "mtime": 1700000000.25}}, **extra_vars}
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml"),
+         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{tmp_path / 'vars.json'}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=180,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = out.read_text()
+    return text, yaml.safe_load(text)
+
+
+def test_backend_env_values_stay_values(tmp_path):
+    _, compose = render(tmp_path, app_backend_env=HOSTILE)
+    backend = compose["services"]["backend"]
+    env = backend["environment"]
+    # Exactly the role's names and the operator's, nothing injected.
+    assert set(env) == {"DATABASE_URL", "AUTO_MIGRATE", "WEB_CONCURRENCY", "MONEYTRACKER_SECRET_KEY_FILE", *HOSTILE}
+    assert backend["image"] == "moneytracker/backend:2.0.0" and "privileged" not in backend
+    # Compose turns $$ back into $ (and interpolates a single $): after that, each value is the input.
+    assert {k: env[k].replace("$$", "$") for k in HOSTILE} == {k: str(v) for k, v in HOSTILE.items()}
+    assert "$HOME" not in env["DOLLARS"].replace("$$", "")
+
+
+def test_no_secret_in_the_compose_file_and_a_read_only_secret_mount(tmp_path):
+    text, compose = render(tmp_path)
+    assert SECRET not in text
+    backend = compose["services"]["backend"]
+    assert "env_file" not in backend
+    assert not [k for k in backend["environment"] if k == "MONEYTRACKER_SECRET_KEY"]
+    assert backend["environment"]["MONEYTRACKER_SECRET_KEY_FILE"] == "/run/secrets/secret_key"
+    assert "/opt/moneytracker/secrets:/run/secrets:ro" in backend["volumes"]
+    # A new secret file (its mtime, never its value) changes the backend's definition.
+    assert backend["labels"]["org.moneytracker.secret-key-changed"] == "1700000000.25"
+    for name, service in compose["services"].items():
+        if name != "backend":
+            assert not any("secrets" in str(v) for v in service.get("volumes", [])), name
+
+
+def test_a_new_secret_file_changes_the_compose_file(tmp_path):
+    first, _ = render(tmp_path)
+    second, _ = render(tmp_path, _app_secret_key_stat={"stat": {"exists": True, "mtime": 1700000099.5}})
+    assert first != second
