@@ -630,3 +630,46 @@ def test_whole_flow_as_the_play_runs_it(env):
     assert env.run("lock", "release", "--token", token).rc == 0
     st = env.run(*mig, "status", "--json").data
     assert st["journal"] is None and st["lock"]["state"] == "free" and st["live_schema"] == NEW
+
+
+def test_copy_is_written_through_the_held_descriptor_not_a_symlink_swapped_in(env, tool, monkeypatch, tmp_path):
+    """A process of the backend's uid replaces the new copy with a symlink to a root file right
+    after the tool created it: root's SQLite writes must not reach that file."""
+    token = take_lock(env)
+    begin(env, token)
+    victim = tmp_path / "root-file"
+    victim.write_text("precious")
+    real = tool.create_private
+
+    def create_then_attack(path):
+        fd, ident = real(path)
+        if path.endswith(".migrating"):
+            os.unlink(path)
+            os.symlink(victim, path)
+        return fd, ident
+
+    monkeypatch.setattr(tool, "create_private", create_then_attack)
+    r = env.call("migration", "copy", "--lock-token", token, "--json")
+    assert r.rc == 1 and "symlink" in r.data["error"]
+    assert victim.read_text() == "precious" and victim.stat().st_uid == 0
+    assert journal(env)["state"] == "begun"
+
+
+def test_swap_refuses_a_copy_replaced_after_its_checks(env, tool, monkeypatch):
+    token = copied(env)
+    copy, aside = paths(env)
+    migrate_copy(copy)
+    live_sha = sha256(env.db)
+    real = tool.checkpoint_truncate
+
+    def checkpoint_then_attack(path, busy, message):
+        real(path, busy, message)
+        if path == str(env.db):  # after the copy's checks: another file takes its name
+            other = copy.with_name("other")
+            other.write_bytes(copy.read_bytes())
+            os.replace(other, copy)
+
+    monkeypatch.setattr(tool, "checkpoint_truncate", checkpoint_then_attack)
+    r = env.call("migration", "swap", "--lock-token", token, "--expect-schema", NEW, "--json")
+    assert r.rc == 1 and "replaced" in r.data["error"]
+    assert sha256(env.db) == live_sha and not aside.exists() and status(env)["swapped"] is False

@@ -2509,15 +2509,26 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
         remove_quietly(copy)
         remove_side_files(copy)
         held = create_private(copy)[0]
-        dst = sqlite3.connect(sqlite_uri(copy, mode="rw"), uri=True)
+        # SQLite opens the copy (and its -wal/-shm) with O_NOFOLLOW: a symlink put at the path
+        # makes the open fail. Once it is open, the path must still name the file the tool
+        # created (a hard link of another file would not); root's writes go nowhere else.
+        replaced = ToolError(f"{copy} was replaced by another file or a symlink while the tool worked on it; "
+                             "the copy was not made (is something else writing to the data directory?)",
+                             EXIT_FAILED, path=copy)
         try:
+            dst = sqlite3.connect(sqlite_uri(copy, mode="rw"), uri=True)
+        except sqlite3.DatabaseError as exc:
+            raise (replaced if not same_file(held, copy) else ToolError(f"cannot open {copy}: {exc}")) from exc
+        try:
+            if not same_file(held, copy):
+                raise replaced
+            # the empty target needs no journal; the backup copies the live file's header, and
+            # with it its journal mode (WAL), checked below
+            dst.execute("PRAGMA journal_mode=OFF")
             try:
                 src.backup(dst, pages=-1)  # ONE step
             except sqlite3.DatabaseError as exc:
                 raise ToolError(f"copy of {db} to {copy} failed: {exc}", EXIT_FAILED) from exc
-            copy_mode = str(dst.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-            if copy_mode != journal_mode and journal_mode in ("wal", "delete", "truncate", "persist"):
-                copy_mode = str(dst.execute(f"PRAGMA journal_mode={journal_mode}").fetchone()[0]).lower()
             page_count = dst.execute("PRAGMA page_count").fetchone()[0]
         finally:
             dst.close()
@@ -2533,9 +2544,10 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
         remove_side_files(copy)
         header = os.pread(held, 100, 0)  # the header says WAL (bytes 18 and 19 == 2) like the original
         wal_header = len(header) >= 20 and header[18] == 2 and header[19] == 2
-        if (journal_mode == "wal") != wal_header or copy_mode != journal_mode:
-            raise ToolError(f"the copy {copy} is in journal mode {copy_mode} (header {'WAL' if wal_header else 'rollback'}), "
-                            f"the live database in {journal_mode}", EXIT_FAILED)
+        if (journal_mode == "wal") != wal_header:
+            raise ToolError(f"the copy {copy} has a {'WAL' if wal_header else 'rollback journal'} header, the live "
+                            f"database is in journal mode {journal_mode}", EXIT_FAILED)
+        copy_mode = journal_mode
         live = files["live"]
         set_owner_held(held, copy, live.st_uid, live.st_gid, stat.S_IMODE(live.st_mode))
         fsync_path(os.path.dirname(copy))
@@ -2607,6 +2619,7 @@ def mig_swap(cfg: dict, args, record: dict) -> Result:
         raise ToolError(f"the live database {db} does not exist", EXIT_FAILED)
     busy = cfg["busy_timeout_ms"]
     t0 = time.monotonic()
+    checked = files["copy"]
     checks = check_migrated_copy(copy, args.expect_schema, busy)
     if not checks["ok"]:
         add_step(journal, "checks failed", checks=checks["failed"])
@@ -2630,6 +2643,13 @@ def mig_swap(cfg: dict, args, record: dict) -> Result:
                             "touched", EXIT_FAILED, aside=aside)
     os.link(db, aside)
     fsync_path(directory)
+    now_copy = lstat_or_none(copy)
+    if now_copy is None or not stat.S_ISREG(now_copy.st_mode) or \
+            (now_copy.st_dev, now_copy.st_ino) != (checked.st_dev, checked.st_ino):
+        os.unlink(aside)
+        fsync_path(directory)
+        raise ToolError(f"not swapped: {copy} was replaced by another file or a symlink after its checks; the live "
+                        f"database {db} was not touched", EXIT_FAILED)
     remove_side_files(db)
     os.replace(copy, db)
     fsync_path(directory)
