@@ -1,0 +1,94 @@
+"""A deploy whose `compose up` fails or whose Docker engine dies under it (runs after
+test_crash.py, on release 2.0.0):
+- a backend that never gets healthy (a 6m memory limit: OOM-killed at start): the play fails
+  naming the cause, the previous compose file is back, and the previous containers serve;
+- dockerd killed (SIGKILL on the test host) while the deploy recreates the backend: the play
+  fails, and the first rerun of deploy.yml converges (no name conflict with a container Compose
+  had renamed to <id>_moneytracker-backend-1), with nothing lost from writers running throughout.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+
+PROJECT = "/opt/moneytracker"
+V2 = "moneytracker/backend:2.0.0"
+
+
+def playbook(name, *extra, **popen):
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{name}"]
+    for e in extra:
+        args += ["-e", e]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"), **popen)
+
+
+def run(name, *extra):
+    proc = playbook(name, *extra)
+    out, _ = proc.communicate(timeout=900)
+    return proc.returncode, " ".join(out.split())
+
+
+def ids(host):
+    return host.check_output("docker ps -q --no-trunc | sort").split()
+
+
+def version(host):
+    return json.loads(host.check_output("curl -sS --max-time 10 http://127.0.0.1:8080/api/version"))
+
+
+def test_a_backend_that_never_gets_healthy_puts_the_previous_stack_back(host):
+    assert version(host)["release"] == "2.0.0"
+    compose_before = host.check_output(f"sha256sum {PROJECT}/compose.yaml")
+    rc, out = run("deploy", f"app_backend_image={V2}", "app_backend_mem_limit=6m",
+                  "app_compose_wait_timeout=40")
+    assert rc != 0
+    assert "The stack did not come up" in out, out[-3000:]
+    assert "The previous compose file is back in place and its containers are up and healthy" in out, out[-3000:]
+    assert host.check_output(f"sha256sum {PROJECT}/compose.yaml") == compose_before
+    assert version(host)["release"] == "2.0.0"
+    assert "6291456" not in host.check_output("docker inspect -f '{{.HostConfig.Memory}}' moneytracker-backend-1")
+
+
+def test_dockerd_killed_during_a_deploy_then_the_first_rerun_converges(host):
+    tag = "d" + uuid.uuid4().hex[:6]
+    writer_load.start(host, tag)
+    try:
+        proc = playbook("deploy", f"app_backend_image={V2}", "app_backend_mem_limit=448m")
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Up | Start the backend and wait until it is healthy" in line:
+                time.sleep(1.5)
+                host.check_output("kill -9 $(pidof dockerd)")
+                break
+        out, _ = proc.communicate(timeout=600)
+        killed_rc = proc.returncode
+        # systemd starts docker.service again (Restart=always); wait for it.
+        for _ in range(60):
+            if host.run("docker info >/dev/null 2>&1").rc == 0:
+                break
+            time.sleep(1)
+        rc, rerun = run("deploy", f"app_backend_image={V2}", "app_backend_mem_limit=448m")
+    finally:
+        records = writer_load.stop(host, tag)
+    assert killed_rc != 0 or "Up | Start the backend" in "".join(seen), "".join(seen)[-2000:] + out[-2000:]
+    assert rc == 0, rerun[-4000:]
+    assert host.check_output("docker inspect -f '{{.HostConfig.Memory}}' moneytracker-backend-1") == str(448 << 20)
+    names = host.check_output("docker ps -a --format '{{.Names}}'").split()
+    assert not [n for n in names if n.endswith("_moneytracker-backend-1")], names
+    assert version(host)["release"] == "2.0.0"
+    figures = writer_load.check(host, tag, records)
+    print(f"dockerd killed during a deploy, then rerun: {figures}")
+
+    # And the run after it changes nothing and restarts nothing.
+    before = ids(host)
+    rc, again = run("deploy", f"app_backend_image={V2}", "app_backend_mem_limit=448m")
+    assert rc == 0 and " changed=0 " in again, again[-2000:]
+    assert ids(host) == before
