@@ -29,15 +29,20 @@ BASELINE = "/root/v1-baseline.db"
 V2 = "moneytracker/backend:2.0.0"
 TASK = "TASK [moneytracker.deploy.app : Migration | "
 
+# One kill point per state a dead run can leave, each settled differently by the next run:
 # (the task the controller is killed in, seconds after its banner, what the rerun must say)
 STEPS = [
+    # lock held, no journal yet: the rerun releases the lock (nothing was changed)
     ("Ask again, under the lock, what is pending", 0.3, "left no migration journal"),
-    ("Take a verified backup (kept for a later rollback)", 0.5, "had not been swapped in"),
+    # journal open, maintenance page on, backend still serving: reverted (live file untouched)
     ("Maintenance page on", 0.3, "had not been swapped in"),
-    ("Stop the backend", 0.5, "had not been swapped in"),
+    # backend stopped, copy made, migration container running: it is removed, reverted
     ("Run the migration on the copy (at most app_migration_timeout seconds)", 1.0, "had not been swapped in"),
+    # checks or the swap itself interrupted: the FILES say which, finished or reverted
     ("Check the copy and swap it in (quick_check, foreign keys, schema)", 1.0, "been swapped in"),
+    # swapped, the new backend starting: finished
     ("Start the new backend and wait until it is healthy", 1.0, "HAD been swapped in"),
+    # swapped, maintenance off, journal not closed yet: finished
     ("Close the journal (the pre-swap file is removed)", 0.5, "HAD been swapped in"),
 ]
 
