@@ -138,3 +138,29 @@ def test_killed_controller_then_deploy_settles_and_loses_nothing(host, baseline,
     assert not host.file(f"{DB}.migrating").exists and not host.file(f"{DB}.pre-swap").exists
     figures = writer_load.check(host, tag, records)
     print(f"killed at '{task}': {figures}")
+
+
+def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, baseline):
+    """The operator's explicit path: unlock.yml shows the holder and the journal, breaks exactly
+    that lock, reverts the migration, and reports lock, journal and maintenance page."""
+    reset_to_v1(host)
+    tag = "u" + uuid.uuid4().hex[:6]
+    writer_load.start(host, tag)
+    try:
+        run_killed_at("Run the migration on the copy (at most app_migration_timeout seconds)", 1.0)
+        status = json.loads(host.check_output(f"{TOOL} migration status --json"))
+        assert status["unfinished"] and status["lock"]["state"] == "held", status
+        lock_id = status["lock"]["lock"]["id"]
+        rc, out = run("unlock", "confirm=yes")
+        flat = " ".join(out.split())
+        assert rc == 0, out[-4000:]
+        assert f"id {lock_id}" in flat and "broken (it was held" in flat, flat[-3000:]
+        assert "had not been swapped in" in flat and "The live database was never changed" in flat, flat[-3000:]
+        assert "maintenance_page: off" in flat, flat[-3000:]
+        assert version(host)["release"] == "1.0.0"
+        rc, out = run("deploy", f"app_backend_image={V2}")
+        assert rc == 0, out[-3000:]
+    finally:
+        records = writer_load.stop(host, tag)
+    assert version(host)["schema"] == "0002"
+    print(f"killed, unlock.yml, deploy.yml: {writer_load.check(host, tag, records)}")
