@@ -156,7 +156,7 @@ def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, b
         assert rc == 0, out[-4000:]
         assert f"id {lock_id}" in flat and "broken (it was held" in flat, flat[-3000:]
         assert "had not been swapped in" in flat and "The live database was never changed" in flat, flat[-3000:]
-        assert "maintenance_page: off" in flat, flat[-3000:]
+        assert "maintenance_page: was off" in flat, flat[-3000:]
         assert version(host)["release"] == "1.0.0"
         rc, out = run("deploy", f"app_backend_image={V2}")
         assert rc == 0, out[-3000:]
