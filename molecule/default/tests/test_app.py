@@ -272,6 +272,12 @@ def test_a_new_secret_recreates_the_backend_which_uses_it(host):
                     "-H", f"'X-CSRF-Token: {token}'", "--data", f"'{body}'")[0]
 
     assert post_account_with(token) == 201  # the token works while the old secret is in use
+    # A compose file of the role's earlier versions (env_file secrets.env), where up.yml keeps the
+    # previous one: the first run keeps secrets.env for it; up.yml then replaces that copy, and
+    # the second run removes secrets.env.
+    host.check_output(
+        f"printf 'services:\\n  backend:\\n    env_file:\\n      - \"{PROJECT}/secrets.env\"\\n'"
+        f" > {PROJECT}/.staging/compose.previous.yaml")
     try:
         r = subprocess.run(
             ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy",
@@ -288,6 +294,9 @@ def test_a_new_secret_recreates_the_backend_which_uses_it(host):
         # The running backend uses the new secret: the old token is refused, a new one works.
         assert post_account_with(token) == 403
         assert post_account_with(json.loads(curl(host, "/api/csrf")[2])["token"]) == 201
+        legacy = host.file(f"{PROJECT}/secrets.env")
+        assert (legacy.user, legacy.group, legacy.mode) == ("root", "root", 0o600)
+        assert f"MONEYTRACKER_SECRET_KEY='{new_secret}'" in legacy.content_string
     finally:
         r = subprocess.run(
             ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
@@ -295,3 +304,4 @@ def test_a_new_secret_recreates_the_backend_which_uses_it(host):
             env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     assert host.file(f"{PROJECT}/secrets/secret_key").content_string == secret()
+    assert not host.file(f"{PROJECT}/secrets.env").exists
