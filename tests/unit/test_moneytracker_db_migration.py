@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -673,3 +674,80 @@ def test_swap_refuses_a_copy_replaced_after_its_checks(env, tool, monkeypatch):
     r = env.call("migration", "swap", "--lock-token", token, "--expect-schema", NEW, "--json")
     assert r.rc == 1 and "replaced" in r.data["error"]
     assert sha256(env.db) == live_sha and not aside.exists() and status(env)["swapped"] is False
+
+
+# --------------------------------------------------------------------------- migration run (one process)
+
+MIGRATE_PY = (
+    "import sqlite3, sys, time\n"
+    "time.sleep(float(sys.argv[3]))\n"
+    "con = sqlite3.connect(sys.argv[1])\n"
+    "con.execute(\"ALTER TABLE accounts ADD COLUMN currency TEXT NOT NULL DEFAULT 'EUR'\")\n"
+    "con.execute('UPDATE alembic_version SET version_num = ?', (sys.argv[2],))\n"
+    "con.commit()\n"
+    "print('upgraded on the copy')\n"
+    "sys.exit(0 if sys.argv[2] != 'fail' else 3)\n"
+)
+
+
+def run_migration(env, token, schema=NEW, sleep=0.0, timeout=60, stop_writers=False):
+    """`migration run` as the play calls it: options, --json, then -- and the migration command
+    (a stand-in: a few SQL statements on <db>.migrating)."""
+    copy, _ = paths(env)
+    args = ["migration", "run", "--lock-token", token, "--expect-schema", NEW, "--timeout", timeout,
+            "--container", "mt-migrate-test", *(["--stop-writers"] if stop_writers else []), "--json",
+            "--", sys.executable, "-c", MIGRATE_PY, copy, schema, sleep]
+    return env.run(*args, config=False, extra_env={"MONEYTRACKER_DB_CONFIG": str(env.config)})
+
+
+def test_run_copies_migrates_the_copy_checks_and_swaps(env):
+    token = take_lock(env)
+    begin(env, token)
+    before = dump(env.db)
+    stopped = env.root / "stopped"
+    env.write_config(database=str(env.db), stop_command=["touch", str(stopped)])
+    r = run_migration(env, token, stop_writers=True)
+    assert r.rc == 0, r.err
+    assert stopped.exists(), "--stop-writers runs stop_command"
+    assert r.data["migration_rc"] == 0 and "upgraded on the copy" in r.data["migration_stdout"]
+    assert r.data["checks"]["ok"] and r.data["checks"]["schema"] == NEW
+    assert status(env)["swapped"] and status(env)["live_schema"] == NEW
+    _, aside = paths(env)
+    assert dump(aside) == before, "the pre-swap file is the live database as it was"
+    steps = [s["step"] for s in journal(env)["steps"]]
+    assert steps[1:] == ["writers stopping", "copied", "migrating", "swapping", "swapped"], steps
+
+
+def test_run_with_a_failing_migration_leaves_the_live_file_and_reports_its_output(env):
+    token = take_lock(env)
+    begin(env, token)
+    live_sha = sha256(env.db)
+    r = run_migration(env, token, schema="fail")
+    assert r.rc == 1
+    assert "the migration on the copy failed (exit 3); the live database was not touched" in r.data["error"]
+    assert r.data["migration_rc"] == 3 and "upgraded on the copy" in r.data["migration_stdout"]
+    assert sha256(env.db) == live_sha
+    assert journal(env)["state"] == "migration failed"
+    s = status(env)
+    assert not s["swapped"] and s["copy_exists"] and s["live_schema"] == OLD
+    assert env.call("migration", "revert", "--lock-token", token, "--json").rc == 0
+    assert not paths(env)[0].exists() and sha256(env.db) == live_sha
+
+
+def test_run_kills_a_migration_past_its_timeout(env):
+    token = take_lock(env)
+    begin(env, token)
+    live_sha = sha256(env.db)
+    r = run_migration(env, token, sleep=30, timeout=1)
+    assert r.rc == 1 and r.data["migration_timed_out"] is True and r.data["migration_rc"] == 124
+    assert "killed after 1 s" in r.data["error"]
+    assert sha256(env.db) == live_sha and not status(env)["swapped"]
+
+
+def test_run_with_a_copy_that_fails_its_checks_does_not_swap(env):
+    token = take_lock(env)
+    begin(env, token)
+    live_sha = sha256(env.db)
+    r = run_migration(env, token, schema="0099")
+    assert r.rc == 1 and "FAILED its checks" in r.data["error"] and "expected " + NEW in r.data["error"]
+    assert sha256(env.db) == live_sha and not status(env)["swapped"]

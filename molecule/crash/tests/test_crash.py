@@ -37,9 +37,9 @@ STEPS = [
     # journal open, maintenance page on, backend still serving: reverted (live file untouched)
     ("Maintenance page on", 0.3, "had not been swapped in"),
     # backend stopped, copy made, migration container running: it is removed, reverted
-    ("Run the migration on the copy (at most app_migration_timeout seconds)", 1.0, "had not been swapped in"),
-    # checks or the swap itself interrupted: the FILES say which, finished or reverted
-    ("Check the copy and swap it in (quick_check, foreign keys, schema)", 1.0, "been swapped in"),
+    ("Migrate a copy of the database and swap it in", 1.0, "had not been swapped in"),
+    # later in the same host command: migrating, checking or swapping; the FILES say which
+    ("Migrate a copy of the database and swap it in", 3.5, "been swapped in"),
     # swapped, the new backend starting: finished
     ("Start the new backend and wait until it is healthy", 1.0, "HAD been swapped in"),
     # swapped, maintenance off, the release being recorded, journal not closed: finished
@@ -115,7 +115,7 @@ def reset_to_v1(host):
     assert version(host)["release"] == "1.0.0"
 
 
-@pytest.mark.parametrize("task,delay,found", STEPS, ids=[s[0].split(" (")[0] for s in STEPS])
+@pytest.mark.parametrize("task,delay,found", STEPS, ids=[f"{s[0].split(' (')[0]} +{s[1]}s" for s in STEPS])
 def test_killed_controller_then_deploy_settles_and_loses_nothing(host, baseline, task, delay, found):
     reset_to_v1(host)
     tag = "k" + uuid.uuid4().hex[:6]
@@ -151,7 +151,7 @@ def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, b
     tag = "u" + uuid.uuid4().hex[:6]
     writer_load.start(host, tag)
     try:
-        run_killed_at("Run the migration on the copy (at most app_migration_timeout seconds)", 1.0)
+        run_killed_at("Migrate a copy of the database and swap it in", 1.0)
         status = json.loads(host.check_output(f"{TOOL} migration status --json"))
         assert status["unfinished"] and status["lock"]["state"] == "held", status
         lock_id = status["lock"]["lock"]["id"]

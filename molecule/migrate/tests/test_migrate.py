@@ -167,7 +167,7 @@ def test_broken_migration_under_writers_loses_no_write(host):
     finally:
         records = writer_load.stop(host, tag)
     assert rc != 0
-    assert "The migration failed at step: Migration | Run the migration on the copy" in out, out[-3000:]
+    assert "The migration failed at step: Migration | Migrate a copy of the database and swap it in" in out, out[-3000:]
     assert "The live database was never changed" in out and "previous release serves again" in out, out[-3000:]
     assert "FAILED (database now at 0002)" in out  # the migration's own output is in the message
     backup = re.search(r"Backup taken before the window: (\S+)\.", out).group(1)
