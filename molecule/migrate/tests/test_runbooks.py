@@ -118,11 +118,11 @@ def run_as_written(host, commands: list[rb.Command], values: dict[str, str], aft
     return results
 
 
-def by_text(results: list[Ran], fragment: str, exact: bool = False) -> Ran:
-    """The last result of a command (as written) that contains `fragment` (or is it)."""
+def by_text(results: list[Ran], fragment: str, exact: bool = False, first: bool = False) -> Ran:
+    """The last (or first) result of a command (as written) that contains `fragment` (or is it)."""
     found = [r for r in results if (r.command.text == fragment if exact else fragment in r.command.text)]
     assert found, f"no command with {fragment!r} ran"
-    return found[-1]
+    return found[0] if first else found[-1]
 
 
 # --- the test host's state -----------------------------------------------------------------
@@ -439,8 +439,9 @@ def test_the_live_database_is_damaged(host):
     values = dict(site())
     results = run_as_written(host, rb.section(commands, "1.") + rb.section(commands, "2a"), values, after=read_off)
     assert "check_quick" in by_text(results, "moneytracker-db status").out
-    quick = by_text(results, "moneytracker-db check --quick")
-    assert "quick_check of the LIVE database" in quick.err, quick.err
+    quick = by_text(results, "moneytracker-db check --quick", first=True)
+    assert quick.rc == 1 and "quick_check of the LIVE database" in quick.err, quick.err
+    assert by_text(results, "moneytracker-db check --quick").rc == 0
     # the aside file and its -wal/-shm are exactly as the restore left them
     for suffix, digest in aside_before.items():
         f = host.file(values["<aside>"] + suffix)
