@@ -17,7 +17,7 @@ Runs after test_migrate.py (file order) and starts from the release it left (2.0
  3. migration-failed, "the maintenance page stays on": the broken release again, the controller
     killed (SIGKILL to its process group) while it put the previous release back.
  4. clear-a-stale-lock: migrate.yml 1.0.0 -> 2.0.0 with a 60 s lock TTL, the controller killed
-    while the copy migrates; the lock goes stale with the journal unfinished.
+    while it stops the backend (maintenance page on); the lock goes stale, the journal unfinished.
  5. clear-a-stale-lock: rollback.yml killed right after it turned the maintenance page on (a
     lock of a dead run, no journal, the page on).
  6. integrity-check-failed 2b: a byte of the newest backup flipped.
@@ -255,7 +255,7 @@ def test_migration_failed(host):
     assert version(host)["release"] == "1.0.0"
     rc, out = playbook("migrate", f"app_backend_image={BROKEN}")
     assert rc != 0
-    assert "The migration failed at step: Migration | Run the migration on the copy" in out, out[-3000:]
+    assert "The migration failed at step: Migration | Migrate a copy of the database and swap it in" in out, out[-3000:]
     assert "The live database was never changed" in out, out[-3000:]
     results = run_as_written(host, rb.section(rb.runbook("migration-failed.md"), "Check"), site())
     assert json.loads(by_text(results, "/api/version").out)["release"] == "1.0.0"
@@ -310,7 +310,10 @@ def clear_a_stale_lock(host, expect_journal: bool, expect_page_left: bool):
 
 def test_clear_a_stale_lock_left_by_a_controller_killed_in_a_migration(host):
     assert version(host)["release"] == "1.0.0"
-    killed_at("migrate", "Migration | Run the migration on the copy", 1.0, f"app_backend_image={V2}",
+    # Killed while the backend stops: the journal is open, the page on, the copy not yet made. (A
+    # kill during `moneytracker-db migration run` would not stop that host process: it would go on
+    # and swap, and the unlock would finish the migration instead.)
+    killed_at("migrate", "Migration | Stop the backend", 0.5, f"app_backend_image={V2}",
               "app_migration_lock_ttl=60")
     for _ in range(90):
         if tool_json(host, "lock", "status")["state"] == "stale":
