@@ -751,3 +751,14 @@ def test_run_with_a_copy_that_fails_its_checks_does_not_swap(env):
     r = run_migration(env, token, schema="0099")
     assert r.rc == 1 and "FAILED its checks" in r.data["error"] and "expected " + NEW in r.data["error"]
     assert sha256(env.db) == live_sha and not status(env)["swapped"]
+
+
+def test_copy_refuses_when_the_volume_lacks_room_for_the_copy_and_the_migration(env, tool, monkeypatch):
+    token = take_lock(env)
+    begin(env, token)
+    live_sha = sha256(env.db)
+    monkeypatch.setattr(tool, "free_bytes", lambda path: 1 << 20)
+    r = env.call("migration", "copy", "--lock-token", token, "--json")
+    assert r.rc == 1 and "free" in r.data["error"] and "nothing changed" in r.data["error"]
+    assert r.data["needed_bytes"] > env.db.stat().st_size * 2
+    assert not paths(env)[0].exists() and sha256(env.db) == live_sha

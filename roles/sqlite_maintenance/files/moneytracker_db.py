@@ -2494,6 +2494,15 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
     if files["swapped"]:
         raise ToolError(f"not copied: the swap was already done ({aside} holds the pre-swap database); "
                         "see moneytracker-db migration status", EXIT_FAILED)
+    # The copy, its WAL and the migration's temp files (index builds sort there: SQLITE_TMPDIR) all
+    # go to the data volume: ask for twice the live file (with its WAL) before touching anything.
+    live_size = files["live"].st_size + sum(os.path.getsize(p) for p in sqlite_side_files(db) if os.path.isfile(p))
+    old_copy = files["copy"].st_size if files["copy"] is not None else 0
+    need, have = 2 * live_size + (64 << 20), free_bytes(os.path.dirname(db)) + old_copy
+    if have < need:
+        raise ToolError(f"not copied: the data volume has {human_size(have)} free, the copy and the migration need "
+                        f"about {human_size(need)} (twice the live database); free space or grow the volume; "
+                        "nothing changed", EXIT_FAILED, free_bytes=have, needed_bytes=need)
     busy = cfg["busy_timeout_ms"]
     t0 = time.monotonic()
     held = None  # the copy's descriptor, held open from its creation to its chown
