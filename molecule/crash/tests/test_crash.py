@@ -36,8 +36,9 @@ STEPS = [
     ("Ask again, under the lock, what is pending", 0.3, "left no migration journal"),
     # journal open, maintenance page on, backend still serving: reverted (live file untouched)
     ("Maintenance page on", 0.3, "had not been swapped in"),
-    # backend stopped, copy made, migration container running: it is removed, reverted
-    ("Migrate a copy of the database and swap it in", 1.0, "had not been swapped in"),
+    # backend stopped, copy made, migration container running (or, on a quiet machine, already
+    # swapped): the container is removed; reverted (or finished)
+    ("Migrate a copy of the database and swap it in", 1.0, "been swapped in"),
     # later in the same host command: migrating, checking or swapping; the FILES say which
     ("Migrate a copy of the database and swap it in", 3.5, "been swapped in"),
     # swapped, the new backend starting: finished
@@ -159,9 +160,14 @@ def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, b
         flat = " ".join(out.split())
         assert rc == 0, out[-4000:]
         assert f"id {lock_id}" in flat and "broken (it was held" in flat, flat[-3000:]
-        assert "had not been swapped in" in flat and "The live database was never changed" in flat, flat[-3000:]
+        # Killed 1 s into the host command: on a quiet machine the swap may already be done.
+        if "had not been swapped in" in flat:
+            assert "The live database was never changed" in flat and version(host)["release"] == "1.0.0", flat[-3000:]
+        else:
+            assert "HAD been swapped in" in flat and "Finished it" in flat, flat[-3000:]
+            assert version(host)["release"] == "2.0.0"
         assert "maintenance_page: was off" in flat, flat[-3000:]
-        assert version(host)["release"] == "1.0.0"
+        assert json.loads(host.check_output(f"{TOOL} migration status --json"))["unfinished"] is False
         rc, out = run("deploy", f"app_backend_image={V2}")
         assert rc == 0, out[-3000:]
     finally:
