@@ -37,10 +37,8 @@ STEPS = [
     # journal open, maintenance page on, backend still serving: reverted (live file untouched)
     ("Maintenance page on", 0.3, "had not been swapped in"),
     # backend stopped, copy made, migration container running (or, on a quiet machine, already
-    # swapped): the container is removed; reverted (or finished)
+    # swapped): the container is removed; reverted (or finished): the FILES say which
     ("Migrate a copy of the database and swap it in", 1.0, "been swapped in"),
-    # later in the same host command: migrating, checking or swapping; the FILES say which
-    ("Migrate a copy of the database and swap it in", 3.5, "been swapped in"),
     # swapped, the new backend starting: finished
     ("Start the new backend and wait until it is healthy", 1.0, "HAD been swapped in"),
     # swapped, maintenance off, the release being recorded, journal not closed: finished
