@@ -1,7 +1,7 @@
 """A deploy whose `compose up` fails or whose Docker engine dies under it (runs after
 test_crash.py, on release 2.0.0):
-- a backend that never gets healthy (a 6m memory limit: OOM-killed at start): the play fails
-  naming the cause, the previous compose file is back, and the previous containers serve;
+- `compose up` fails (a port the new configuration publishes is taken by another container): the
+  play fails naming the cause, the previous compose file is back, and the previous containers serve;
 - dockerd killed (SIGKILL on the test host) while the deploy recreates the backend: the play
   fails, and the first rerun of deploy.yml converges (no name conflict with a container Compose
   had renamed to <id>_moneytracker-backend-1), with nothing lost from writers running throughout.
@@ -43,17 +43,23 @@ def version(host):
     return json.loads(host.check_output("curl -sS --max-time 10 http://127.0.0.1:8080/api/version"))
 
 
-def test_a_backend_that_never_gets_healthy_puts_the_previous_stack_back(host):
+def test_a_port_taken_by_another_container_puts_the_previous_stack_back(host):
+    """`compose up` fails (the backend's debug port is already allocated): the previous compose
+    file is back, the previous containers serve, and the play names the cause."""
     assert version(host)["release"] == "2.0.0"
     compose_before = host.check_output(f"sha256sum {PROJECT}/compose.yaml")
-    rc, out = run("deploy", f"app_backend_image={V2}", "app_backend_mem_limit=6m",
-                  "app_compose_wait_timeout=40")
+    host.check_output("docker rm -f porthog >/dev/null 2>&1; docker run -d --name porthog -p 127.0.0.1:8099:8080"
+                      " --entrypoint sleep moneytracker/frontend:1.0.0 600")
+    try:
+        rc, out = run("deploy", f"app_backend_image={V2}", "app_backend_debug_port=8099")
+    finally:
+        host.run("docker rm -f porthog")
     assert rc != 0
-    assert "The stack did not come up" in out, out[-3000:]
+    assert "The stack did not come up" in out and "8099" in out, out[-3000:]
     assert "The previous compose file is back in place and its containers are up and healthy" in out, out[-3000:]
     assert host.check_output(f"sha256sum {PROJECT}/compose.yaml") == compose_before
     assert version(host)["release"] == "2.0.0"
-    assert "6291456" not in host.check_output("docker inspect -f '{{.HostConfig.Memory}}' moneytracker-backend-1")
+    assert "8099" not in host.check_output("docker port moneytracker-backend-1 || true")
 
 
 def test_dockerd_killed_during_a_deploy_then_the_first_rerun_converges(host):
