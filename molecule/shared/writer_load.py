@@ -10,6 +10,7 @@ read-only with the sqlite3 CLI (-safe) and compares by id and description.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 DB = "/var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db"
@@ -134,3 +135,12 @@ def check(host, tag: str, records: list[dict]) -> dict:
     failed = [r for r in records if not 200 <= r["s"] < 300]
     return {"answered_2xx": len(ok), "other": len(failed),
             "statuses": sorted({r["s"] for r in failed}), "rows": len(rows)}
+
+
+def record(line: str, name: str = "writers") -> None:
+    """Append a figure line to .build/logs/figures-<name>.txt (`make test` prints them at the end)."""
+    logs = os.path.join(os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."), ".build", "logs")
+    os.makedirs(logs, exist_ok=True)
+    with open(os.path.join(logs, f"figures-{name}.txt"), "a", encoding="utf-8") as fh:
+        fh.write(line.rstrip("\n") + "\n")
+    print(line)

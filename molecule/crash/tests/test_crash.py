@@ -140,7 +140,7 @@ def test_killed_controller_then_deploy_settles_and_loses_nothing(host, baseline,
     assert (release["backend_image"], release["schema_before"], release["schema_after"]) == (V2, "0001", "0002"), release
     assert release["pre_migration_backup"] and host.file(release["pre_migration_backup"]).exists, release
     figures = writer_load.check(host, tag, records)
-    print(f"killed at '{task}': {figures}")
+    writer_load.record(f"crash: controller killed {delay} s into '{task}', then deploy.yml: {figures}", "crash")
 
 
 def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, baseline):
@@ -171,4 +171,4 @@ def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, b
     finally:
         records = writer_load.stop(host, tag)
     assert version(host)["schema"] == "0002"
-    print(f"killed, unlock.yml, deploy.yml: {writer_load.check(host, tag, records)}")
+    writer_load.record(f"crash: killed, unlock.yml, deploy.yml: {writer_load.check(host, tag, records)}", "crash")

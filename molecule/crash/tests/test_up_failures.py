@@ -91,7 +91,7 @@ def test_dockerd_killed_during_a_deploy_then_the_first_rerun_converges(host):
     assert not [n for n in names if n.endswith("_moneytracker-backend-1")], names
     assert version(host)["release"] == "2.0.0"
     figures = writer_load.check(host, tag, records)
-    print(f"dockerd killed during a deploy, then rerun: {figures}")
+    writer_load.record(f"crash: dockerd killed during a deploy, then deploy.yml: {figures}", "crash")
 
     # And the run after it changes nothing and restarts nothing.
     before = ids(host)

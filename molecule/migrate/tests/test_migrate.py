@@ -173,7 +173,7 @@ def test_broken_migration_under_writers_loses_no_write(host):
     backup = re.search(r"Backup taken before the window: (\S+)\.", out).group(1)
     assert host.file(backup).exists
     figures = writer_load.check(host, tag, records)
-    print(f"broken migration under 4 writers: {figures}")
+    writer_load.record(f"migrate: broken migration under 4 writers: {figures}", "broken-migration")
     assert schema(host) == schema_before, "the live schema changed"
     assert api(host, "GET", "/api/version")["release"] == "2.0.0"
     assert host.check_output(f"grep -c 2.0.0 {PROJECT}/compose.yaml").strip() != "0"
