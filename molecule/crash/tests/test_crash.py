@@ -164,7 +164,7 @@ def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, b
         else:
             assert "HAD been swapped in" in flat and "Finished it" in flat, flat[-3000:]
             assert version(host)["release"] == "2.0.0"
-        assert "maintenance_page: was off" in flat, flat[-3000:]
+        assert "maintenance_page: off (settling the migration turned it off)" in flat, flat[-3000:]
         assert json.loads(host.check_output(f"{TOOL} migration status --json"))["unfinished"] is False
         rc, out = run("deploy", f"app_backend_image={V2}")
         assert rc == 0, out[-3000:]

@@ -57,8 +57,8 @@ EXT = {"zstd": "zst", "gzip": "gz"}
 METHOD_OF_EXT = {"zst": "zstd", "gz": "gzip"}
 COMMAND_TIMEOUT_SECONDS = 900
 CHUNK = 1 << 20
-UNLOCK_HINT = ("ansible-playbook playbooks/unlock.yml "
-               "(on the host: moneytracker-db lock break --force --reason '...')")
+# unlock.yml, not `lock break`: it also finishes or reverts a migration the dead run left open.
+UNLOCK_HINT = "ansible-playbook -i <inventory> playbooks/unlock.yml (docs/runbooks/clear-a-stale-lock.md)"
 
 EXIT_CODES_HELP = """exit codes:
   0   ok
