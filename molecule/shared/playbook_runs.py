@@ -1,9 +1,13 @@
-"""Test helper shared by the scenarios' verifiers: run ansible-playbook against Molecule's
-inventory, several runs side by side (each case only reads the host until its preflight fails)."""
+"""Test helpers shared by the scenarios' verifiers: run ansible-playbook against Molecule's
+inventory, several runs side by side (each case only reads the host until its preflight fails);
+kill one at a given task; call the app's API through nginx on the test host."""
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import time
 
 
 def run_side_by_side(playbook: str, extra_vars_list: list[list[str]], timeout: int = 600) -> list[tuple[int, str]]:
@@ -22,3 +26,37 @@ def run_side_by_side(playbook: str, extra_vars_list: list[list[str]], timeout: i
         out, _ = proc.communicate(timeout=timeout)
         results.append((proc.returncode, out))
     return results
+
+
+def killed_at_task(args: list[str], task: str, delay: float, env: dict, timeout: int = 900) -> tuple[int, str]:
+    """Start `args` (an ansible-playbook command line) in a session of its own and SIGKILL its
+    whole process group `delay` seconds after the banner of the task named `task` appears (the
+    controller killed mid-run). Returns (its pid, its output up to then); fails the test when the
+    task never started."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, env=env, start_new_session=True)
+    seen = []
+    deadline = time.time() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        # "TASK [<task>" in a play, "TASK [<role> : <task>" in a role
+        if line.startswith(f"TASK [{task}") or (line.startswith("TASK [") and f": {task}" in line):
+            time.sleep(delay)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return proc.pid, "".join(seen)
+        if time.time() > deadline:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raise AssertionError(f"the task {task!r} never started:\n" + "".join(seen)[-3000:])
+
+
+def api(host, method: str, path: str, payload=None, base: str = "http://127.0.0.1:8080"):
+    """The app's JSON API through nginx, from the test host (curl); a POST gets a CSRF token first."""
+    cmd = f"curl -sS --max-time 10 '{base}{path}'"
+    if method == "POST":
+        token = json.loads(host.check_output(f"curl -sS '{base}/api/csrf'"))["token"]
+        cmd = (f"curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -H 'X-CSRF-Token: {token}'"
+               f" --data '{json.dumps(payload)}' '{base}{path}'")
+    return json.loads(host.check_output(cmd))

@@ -10,7 +10,6 @@ rerun's output saying what it found and what it did.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,13 +20,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import killed_at_task  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 TOOL = "/usr/local/sbin/moneytracker-db"
 DB = writer_load.DB
 BASELINE = "/root/v1-baseline.db"
 V2 = "moneytracker/backend:2.0.0"
-TASK = "TASK [moneytracker.deploy.app : Migration | "
+TASK_PREFIX = "Migration | "
 
 # One kill point per state a dead run can leave, each settled differently by the next run:
 # (the task the controller is killed in, seconds after its banner, what the rerun must say)
@@ -59,23 +59,7 @@ def playbook_args(name, *extra):
 
 def run_killed_at(task, delay):
     """migrate.yml to 2.0.0, killed (whole process group, SIGKILL) `delay` s after `task` starts."""
-    proc = subprocess.Popen(playbook_args("migrate", f"app_backend_image={V2}"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env(),
-                            start_new_session=True)
-    seen = []
-    deadline = time.time() + 600
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith(TASK + task):
-            time.sleep(delay)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return "".join(seen)
-        if time.time() > deadline:
-            break
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    raise AssertionError(f"the task '{task}' never started:\n" + "".join(seen)[-3000:])
+    return killed_at_task(playbook_args("migrate", f"app_backend_image={V2}"), TASK_PREFIX + task, delay, env())[1]
 
 
 def run(name, *extra):

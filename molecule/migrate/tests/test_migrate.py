@@ -25,6 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 BASE = "http://127.0.0.1:8080"
@@ -66,15 +67,6 @@ def playbook(name, *extra, wait=True):
 def finish(proc):
     out, _ = proc.communicate(timeout=900)
     return proc.returncode, " ".join(out.split())
-
-
-def api(host, method, path, payload=None):
-    cmd = f"curl -sS --max-time 10 '{BASE}{path}'"
-    if method == "POST":
-        token = json.loads(host.check_output(f"curl -sS '{BASE}/api/csrf'"))["token"]
-        cmd = (f"curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -H 'X-CSRF-Token: {token}'"
-               f" --data '{json.dumps(payload)}' '{BASE}{path}'")
-    return json.loads(host.check_output(cmd))
 
 
 def dump(host):

@@ -39,7 +39,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import runbook_commands as rb  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api, killed_at_task  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 BASE = "http://127.0.0.1:8080"
@@ -142,32 +142,9 @@ def killed_at(name, task, delay, *extra):
     args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{name}"]
     for e in extra:
         args += ["-e", e]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, env=env(), start_new_session=True)
-    seen = []
-    deadline = time.time() + 900
-    for line in proc.stdout:
-        seen.append(line)
-        if line.startswith("TASK [") and f": {task}" in line:
-            time.sleep(delay)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            transcript(f"\n=== fixture: {' '.join(args[3:])} killed in {task!r}\n{''.join(seen)[-3000:]}")
-            return proc.pid
-        if time.time() > deadline:
-            break
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    raise AssertionError(f"the task {task!r} never started:\n" + "".join(seen)[-3000:])
-
-
-def api(host, method, path, payload=None):
-    cmd = f"curl -sS --max-time 10 '{BASE}{path}'"
-    if method == "POST":
-        token = json.loads(host.check_output(f"curl -sS '{BASE}/api/csrf'"))["token"]
-        cmd = (f"curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -H 'X-CSRF-Token: {token}'"
-               f" --data '{json.dumps(payload)}' '{BASE}{path}'")
-    return json.loads(host.check_output(cmd))
+    pid, seen = killed_at_task(args, task, delay, env())
+    transcript(f"\n=== fixture: {' '.join(args[3:])} killed in {task!r}\n{seen[-3000:]}")
+    return pid
 
 
 def version(host):
