@@ -35,14 +35,15 @@ failure or Ctrl-C):
  5. `playbooks/migrate.yml -e app_backend_image=moneytracker/backend:2.0.0` with the jsonl
     callback (per-task start/end on the controller's clock, each command's own run time on the
     host), while a client polls GET /health/ready through nginx every --poll-interval s;
-    the window = end of "Maintenance page on" -> end of "Maintenance page off". The window's
-    tasks: Note when the maintenance window opened, Stop the backend, Migrate a copy of the
-    database and swap it in (ONE `moneytracker-db migration run ... --json -- docker compose
-    run ...`: its JSON gives copy_seconds, migration_seconds and seconds = the whole, so
-    checks + swap = seconds - copy_seconds - migration_seconds; the task's time beyond
-    `seconds` is Ansible's and the tool's own cost), Make the new release's compose file the
-    active one, Start the new backend and wait until it is healthy, Make nginx resolve the new
-    backend, Maintenance page off. Also the play's own "maintenance window N s" and the closed
+    the window = end of "Maintenance page on" -> end of "Make nginx resolve the new backend and
+    take the maintenance page off". The window's tasks: Note when the maintenance window opened,
+    Migrate a copy of the database and swap it in (ONE `moneytracker-db migration run
+    --stop-writers ... --activate-compose ... --json -- docker compose run ...`: its JSON gives
+    stop_seconds, copy_seconds, migration_seconds and seconds = the four parts, so checks + swap
+    = seconds - stop - copy - migration; the task's time beyond `seconds` is the compose file's
+    activation, Ansible's and the tool's own cost), Start the new backend and wait until it is
+    healthy, Make nginx resolve the new backend and take the maintenance page off (one command).
+    Also the play's own "maintenance window N s" and the closed
     journal's step times (/var/lib/moneytracker-db/migrations/<id>.json, 1 s resolution);
  6. prints the table and writes --out (Markdown).
 """
@@ -580,7 +581,8 @@ print(json.dumps(args))
             raise RuntimeError(f"no 'maintenance window' in the play's message: {done!r}")
         self.R["play_message"] = " ".join(done.split())
         self.R["play_window"] = float(m.group(1))
-        on, off = task("Migration | Maintenance page on"), task("Migration | Maintenance page off")
+        on = task("Migration | Maintenance page on")
+        off = task("Migration | Make nginx resolve the new backend and take the maintenance page off")
         self.R["window"] = off["end"] - on["end"]
         self.R["window_bounds"] = (on["end"], off["end"])
         # The split: each task in the window gets the time from the previous task's end to its
@@ -614,6 +616,7 @@ print(json.dumps(args))
         self.R["run_task"] = run["end"] - run["start"]
         self.R["run_delta"] = parse_delta(run["result"].get("delta"))
         self.R["tool_copy"] = float(rj["copy_seconds"])
+        self.R["tool_stop"] = float(rj.get("stop_seconds") or 0)
         self.R["tool_seconds"] = float(rj["seconds"])
         self.R["tool_checks_swap"] = (float(rj["seconds"]) - float(rj["copy_seconds"]) - float(rj["migration_seconds"])
                                       - float(rj.get("stop_seconds") or 0))
@@ -748,7 +751,7 @@ print(json.dumps(args))
                f"- play: `ansible-playbook -i <its inventory> playbooks/migrate.yml -e app_backend_image={NEW_IMAGE}"
                f"{(' ' + shlex.join(self.extra_vars)) if self.extra_vars else ''}` "
                "with the jsonl callback (per-task start/end); window = end of \"Maintenance page on\" -> end of "
-               f"\"Maintenance page off\" (controller load average {R['load_play'][0]:.2f} at the play's start, "
+               f"\"Make nginx resolve the new backend and take the maintenance page off\" (controller load average {R['load_play'][0]:.2f} at the play's start, "
                f"{R['load_play'][1]:.2f} at its end)",
                f"- migration alone: {len(base)} runs interleaved with the play (before and after it), each on a fresh "
                "backup-API copy of the same 1.0.0 file, the backend stopped, timed on the host: "
@@ -833,25 +836,23 @@ print(json.dumps(args))
 
     def groups(self) -> dict:
         R = self.R
-        g = {"stop the backend (+ noting the time)": 0.0,
-             "copy (backup API; the tool's copy_seconds)": R["tool_copy"],
+        g = {"stop the backend (the tool's stop_seconds; + noting the time)": R["tool_stop"],
+             "copy (checkpoint + the file's bytes under the write lock; the tool's copy_seconds)": R["tool_copy"],
              "migration container (the tool's migration_seconds)": R["play_migration"],
-             "checks + swap (seconds - copy - migration)": R["tool_checks_swap"],
-             "Ansible + the tool's start around `migration run`": 0.0,
-             "start the new backend + health (+ compose file)": 0.0,
-             "nginx reload": 0.0, "maintenance off": 0.0, "other": 0.0}
+             "checks + swap (seconds - stop - copy - migration)": R["tool_checks_swap"],
+             "compose file, Ansible + the tool's start around `migration run`": 0.0,
+             "start the new backend + health": 0.0,
+             "nginx reload + maintenance off (one task)": 0.0, "other": 0.0}
         for s in R["split"]:
             n = s["name"]
-            if n.startswith(("Stop the backend", "Note when")):
-                g["stop the backend (+ noting the time)"] += s["seconds"]
+            if n.startswith("Note when"):
+                g["stop the backend (the tool's stop_seconds; + noting the time)"] += s["seconds"]
             elif n.startswith("Migrate a copy of the database"):
-                g["Ansible + the tool's start around `migration run`"] += s["seconds"] - R["tool_seconds"]
-            elif n.startswith(("Make the new release", "Start the new")):
-                g["start the new backend + health (+ compose file)"] += s["seconds"]
+                g["compose file, Ansible + the tool's start around `migration run`"] += s["seconds"] - R["tool_seconds"]
+            elif n.startswith("Start the new"):
+                g["start the new backend + health"] += s["seconds"]
             elif n.startswith("Make nginx"):
-                g["nginx reload"] += s["seconds"]
-            elif n.startswith("Maintenance page off"):
-                g["maintenance off"] += s["seconds"]
+                g["nginx reload + maintenance off (one task)"] += s["seconds"]
             else:
                 g["other"] += s["seconds"]
         return {k: v for k, v in g.items() if v or k != "other"}
@@ -870,8 +871,8 @@ print(json.dumps(args))
         remote = [s for s in R["split"] if not s["skipped"] and not s["action"].endswith(local)]
         no_delta = sum(s["seconds"] for s in R["split"] if s["host_seconds"] is None)
         out.append(f"- Of the window, the `migration run` command on the host accounts for {fmt_s(R['run_delta'])} "
-                   f"(its own `seconds` {R['tool_seconds']:.1f} s); the module tasks without a `delta` (stop/start via "
-                   f"docker_compose_v2, the exec of the reload, file tasks, set_fact) for {no_delta:.1f} s in all.")
+                   f"(its own `seconds` {R['tool_seconds']:.1f} s); the tasks without a `delta` (the start via "
+                   f"docker_compose_v2, set_fact) for {no_delta:.1f} s in all.")
         per = R.get("per_task") or []
         gaps = R.get("gaps") or []
         if per:
@@ -885,12 +886,12 @@ print(json.dumps(args))
                        "after the other rather than work.")
             est = win - (each + gap) * len(remote)
             part = [(s["name"].split(" and ")[0].split(" the ")[0], s["seconds"] - each - gap) for s in remote
-                    if s["name"].startswith(("Stop the backend", "Start the new backend", "Make nginx"))]
+                    if s["name"].startswith(("Start the new backend", "Make nginx"))]
             out.append(f"- **Without that cost** (an estimate: the window minus {len(remote)} x {each + gap:.2f} s) the "
                        f"window would be about {est:.0f} s = migration alone + {est - mig:.0f} s. What remains beyond "
                        f"the migration is work: the copy ({R['tool_copy']:.1f} s), the checks + swap "
-                       f"({R['tool_checks_swap']:.1f} s), stopping the backend, starting the new one until healthy and "
-                       "the nginx reload (about " + ", ".join(f"{v:.1f} s" for _, v in part) + ": their task times "
+                       f"({R['tool_checks_swap']:.1f} s), stopping the backend ({R['tool_stop']:.1f} s), starting the new "
+                       "one until healthy and the nginx reload with the page off (about " + ", ".join(f"{v:.1f} s" for _, v in part) + ": their task times "
                        "minus the per-task cost).")
         pm = R["play_migration"]
         out.append(f"- The migration container took {fmt_s(pm)} inside the play against {fmt_s(mig)} alone "

@@ -6,6 +6,7 @@ statements standing in for the new image's alembic run: it proves what the tool 
 migration (copy, checks, swap, revert), not anything about alembic."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -762,3 +763,111 @@ def test_copy_refuses_when_the_volume_lacks_room_for_the_copy_and_the_migration(
     assert r.rc == 1 and "free" in r.data["error"] and "nothing changed" in r.data["error"]
     assert r.data["needed_bytes"] > env.db.stat().st_size * 2
     assert not paths(env)[0].exists() and sha256(env.db) == live_sha
+
+
+# --------------------------------------------------------------------------- the window's shortcuts
+# The copy is the live file's bytes under the write lock (not the backup API), its fsync runs
+# beside the migration, and the compose file flips with the swap: each must keep every write.
+
+
+def config_env(env) -> dict:
+    """`migration run` takes the rest of argv as its command: the config comes by the environment."""
+    return {"MONEYTRACKER_DB_CONFIG": str(env.config)}
+
+
+def test_swap_refuses_when_the_live_database_was_written_after_the_copy(env):
+    """A writer that runs during the migration (the backend started by hand) would lose its write
+    to the swap: the swap is refused, the live file keeps the write."""
+    token = copied(env)
+    copy, aside = paths(env)
+    migrate_copy(copy)
+    con = sqlite3.connect(env.db)
+    con.execute("INSERT INTO accounts(name) VALUES ('written during the migration')")
+    con.commit()
+    con.close()
+    r = env.call("migration", "swap", "--lock-token", token, "--expect-schema", NEW, "--json")
+    assert r.rc == 1 and "was written after it was copied" in r.data["error"], r.out
+    assert "nothing is lost" in r.data["error"]
+    assert any("written during the migration" in line for line in dump(env.db))
+    assert not aside.exists() and status(env)["swapped"] is False and status(env)["live_schema"] == OLD
+    assert journal(env)["steps"][-1]["step"] == "live database changed"
+
+
+@pytest.mark.parametrize("kernel_copy", ["copy_file_range", "refused (EXDEV): read/write"])
+def test_copy_holds_every_committed_write_with_or_without_copy_file_range(env, tool, monkeypatch, kernel_copy):
+    token = take_lock(env)
+    begin(env, token)
+    con = sqlite3.connect(env.db)  # committed, still only in the WAL
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    con.executemany("INSERT INTO accounts(name) VALUES (?)", [(f"wal {i}",) for i in range(200)])
+    con.commit()
+    con.close()
+    calls = []
+    real = os.copy_file_range
+
+    def spy(*a):
+        calls.append(a[2])
+        if kernel_copy != "copy_file_range":
+            raise OSError(errno.EXDEV, "cross-device")
+        return real(*a)
+
+    monkeypatch.setattr(tool.os, "copy_file_range", spy)
+    r = env.call("migration", "copy", "--lock-token", token, "--json")
+    assert r.rc == 0, r.err
+    copy, _ = paths(env)
+    assert calls, "the copy tries copy_file_range first"
+    assert dump(copy) == dump(env.db) and any("wal 199" in line for line in dump(copy))
+    assert copy.stat().st_size == r.data["page_count"] * sqlite3.connect(copy).execute("PRAGMA page_size").fetchone()[0]
+    assert sqlite3.connect(copy).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    live = journal(env)["steps"][-1]["live"]
+    st = env.db.stat()
+    assert live == [st.st_ino, st.st_size, st.st_mtime_ns], "the swap compares the live file with this"
+
+
+def test_run_stops_the_writers_and_activates_the_new_compose_file_with_the_swap(env, tmp_path):
+    token = take_lock(env)
+    previous, target, active = tmp_path / "compose.previous.yaml", tmp_path / "compose.target.yaml", tmp_path / "compose.yaml"
+    previous.write_text("image: backend:1\n")
+    target.write_text("image: backend:2\n")
+    active.write_text(previous.read_text())
+    begin(env, token, "20261130T111111Z", f"target_compose={target}", f"previous_compose={previous}")
+    stopped = env.root / "stopped"
+    env.write_config(database=str(env.db), stop_command=["touch", str(stopped)])
+    copy, aside = paths(env)
+    args = ["migration", "run", "--lock-token", token, "--expect-schema", NEW, "--stop-writers",
+            "--activate-compose", active, "--json", "--", sys.executable, "-c", MIGRATE_PY, copy, NEW, 0]
+    r = env.run(*args, config=False, extra_env=config_env(env))
+    assert r.rc == 0, r.err
+    assert stopped.exists() and active.read_text() == "image: backend:2\n"
+    assert stat.S_IMODE(active.stat().st_mode) == 0o640 and r.data["compose_activated"] == str(active)
+    steps = [s["step"] for s in journal(env)["steps"]]
+    assert steps[-3:] == ["swapping", "swapped", "compose activated"], steps
+    assert status(env)["swapped"] and status(env)["live_schema"] == NEW
+
+
+def test_run_refuses_before_anything_without_what_its_options_need(env, tmp_path):
+    token = take_lock(env)
+    begin(env, token)  # no target_compose in this journal
+    live_sha = sha256(env.db)
+    copy, _ = paths(env)
+    cmd = ["--json", "--", sys.executable, "-c", MIGRATE_PY, copy, NEW, 0]
+    r = env.run("migration", "run", "--lock-token", token, "--expect-schema", NEW,
+                "--activate-compose", tmp_path / "compose.yaml", *cmd, config=False, extra_env=config_env(env))
+    assert r.rc == 2 and "needs the journal's target_compose" in r.data["error"] and "nothing changed" in r.data["error"]
+    env.write_config(database=str(env.db), stop_command=None)
+    r = env.run("migration", "run", "--lock-token", token, "--expect-schema", NEW, "--stop-writers", *cmd,
+                config=False, extra_env=config_env(env))
+    assert r.rc == 2 and "--stop-writers needs stop_command" in r.data["error"]
+    assert sha256(env.db) == live_sha and not copy.exists() and journal(env)["state"] == "begun"
+
+
+def test_run_whose_stop_command_fails_copies_nothing(env):
+    token = take_lock(env)
+    begin(env, token)
+    live_sha = sha256(env.db)
+    env.write_config(database=str(env.db), stop_command=["false"])
+    copy, _ = paths(env)
+    r = env.run("migration", "run", "--lock-token", token, "--expect-schema", NEW, "--stop-writers", "--json",
+                "--", sys.executable, "-c", MIGRATE_PY, copy, NEW, 0, config=False, extra_env=config_env(env))
+    assert r.rc == 1 and "stop_command (stopping the database writers) failed (exit 1)" in r.data["error"]
+    assert sha256(env.db) == live_sha and not copy.exists() and journal(env)["state"] == "writers stopping"

@@ -287,10 +287,10 @@ def clear_a_stale_lock(host, expect_journal: bool, expect_page_left: bool):
 
 def test_clear_a_stale_lock_left_by_a_controller_killed_in_a_migration(host):
     assert version(host)["release"] == "1.0.0"
-    # Killed while the backend stops: the journal is open, the page on, the copy not yet made. (A
-    # kill during `moneytracker-db migration run` would not stop that host process: it would go on
-    # and swap, and the unlock would finish the migration instead.)
-    killed_at("migrate", "Migration | Stop the backend", 0.5, f"app_backend_image={V2}",
+    # Killed as the window opens: the journal is open, the page on, the backend not yet stopped. (A
+    # kill during `moneytracker-db migration run` would not stop that host process: it would go
+    # on and swap, and the unlock would finish the migration instead.)
+    killed_at("migrate", "Migration | Note when the maintenance window opened", 0.0, f"app_backend_image={V2}",
               "app_migration_lock_ttl=60")
     for _ in range(90):
         if tool_json(host, "lock", "status")["state"] == "stale":

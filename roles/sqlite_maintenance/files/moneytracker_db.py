@@ -2484,7 +2484,58 @@ def mig_step(cfg: dict, args, record: dict) -> Result:
                   f"migration {journal['id']}: step '{args.name}' recorded")
 
 
-def mig_copy(cfg: dict, args, record: dict) -> Result:
+def copy_bytes(src_fd: int, dst_fd: int, length: int) -> None:
+    """length bytes from offset 0: copy_file_range (in the kernel), read/write where it is refused."""
+    off = 0
+    try:
+        while off < length:
+            n = os.copy_file_range(src_fd, dst_fd, length - off, off, off)
+            if n <= 0:
+                break
+            off += n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF):
+            raise
+    while off < length:
+        chunk = os.pread(src_fd, min(8 << 20, length - off), off)
+        if not chunk:
+            break
+        done = 0
+        while done < len(chunk):
+            done += os.pwrite(dst_fd, chunk[done:], off + done)
+        off += len(chunk)
+    if off != length:
+        raise OSError(errno.EIO, f"short copy: {off} of {length} bytes")
+    os.ftruncate(dst_fd, length)
+
+
+def file_version(st: os.stat_result) -> list:
+    """What changes when a file's content is written: inode, size, mtime (not ctime: a hard link of
+    the file, like the swap's own pre-swap link, changes it)."""
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def fsync_quietly(path: str) -> None:
+    """fsync in the background; a failure shows in the fsync that must succeed (the swap's)."""
+    with contextlib.suppress(OSError, ToolError):
+        fsync_file(path)
+
+
+def fsync_file(path: str, ident: tuple[int, int] | None = None) -> None:
+    """fsync of a regular file, never through a symlink; ident = (dev, inode) it must be."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if ident is not None and (st.st_dev, st.st_ino) != ident:
+            raise ToolError(f"{path} was replaced by another file while the tool worked on it", EXIT_FAILED, path=path)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mig_copy(cfg: dict, args, record: dict, sync: bool = True) -> Result:
+    """<db>.migrating: a copy of the live file (writers stopped). sync=False leaves its fsync to the
+    caller (migration run flushes it while the migration runs; the swap flushes it before the rename)."""
     journal = require_journal(cfg)
     db, copy, aside = journal_db(cfg, journal)
     files = migration_files(db, copy, aside)
@@ -2506,42 +2557,43 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
     busy = cfg["busy_timeout_ms"]
     t0 = time.monotonic()
     held = None  # the copy's descriptor, held open from its creation to its chown
-    src = sqlite3.connect(sqlite_uri(db, mode="rw"), uri=True, timeout=busy / 1000)
+    live_fd = None
+    # The writers are stopped: after a TRUNCATE checkpoint the main file holds every committed
+    # write. Under BEGIN IMMEDIATE (nobody else can write until the copy is made) its bytes are
+    # copied in the kernel (copy_file_range: ~4x faster than the backup API at 1 GiB, and a
+    # reflink where the filesystem has them), straight into the descriptor the tool created.
+    src = sqlite3.connect(sqlite_uri(db, mode="rw"), uri=True, timeout=busy / 1000, isolation_level=None)
     try:
         src.execute(f"PRAGMA busy_timeout={int(busy)}")
         try:
             row = src.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if row and row[0] == 1:
+                raise ToolError(f"{NO_WRITER} ({db}: checkpoint busy); nothing changed", EXIT_FAILED)
+            journal_mode = str(src.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            src.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise ToolError(f"{NO_WRITER} ({db}: {exc}); nothing changed", EXIT_FAILED) from exc
-        if row and row[0] == 1:
-            raise ToolError(f"{NO_WRITER} ({db}: checkpoint busy); nothing changed", EXIT_FAILED)
-        journal_mode = str(src.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        wal = lstat_or_none(db + "-wal")
+        if wal is not None and wal.st_size > 0:
+            raise ToolError(f"{NO_WRITER} ({db}: a write came in after the checkpoint); nothing changed", EXIT_FAILED)
+        page_size = int(src.execute("PRAGMA page_size").fetchone()[0])
+        page_count = int(src.execute("PRAGMA page_count").fetchone()[0])
+        live_fd = os.open(db, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        live_st = os.fstat(live_fd)
+        length = page_size * page_count
+        if live_st.st_size < length:
+            raise ToolError(f"{db} is {live_st.st_size} bytes, its header says {page_count} pages of {page_size}: "
+                            "not copied (run moneytracker-db check --quick)", EXIT_FAILED)
         remove_quietly(copy)
         remove_side_files(copy)
         held = create_private(copy)[0]
-        # SQLite opens the copy (and its -wal/-shm) with O_NOFOLLOW: a symlink put at the path
-        # makes the open fail. Once it is open, the path must still name the file the tool
-        # created (a hard link of another file would not); root's writes go nowhere else.
-        replaced = ToolError(f"{copy} was replaced by another file or a symlink while the tool worked on it; "
-                             "the copy was not made (is something else writing to the data directory?)",
-                             EXIT_FAILED, path=copy)
         try:
-            dst = sqlite3.connect(sqlite_uri(copy, mode="rw"), uri=True)
-        except sqlite3.DatabaseError as exc:
-            raise (replaced if not same_file(held, copy) else ToolError(f"cannot open {copy}: {exc}")) from exc
-        try:
-            if not same_file(held, copy):
-                raise replaced
-            # the empty target needs no journal; the backup copies the live file's header, and
-            # with it its journal mode (WAL), checked below
-            dst.execute("PRAGMA journal_mode=OFF")
-            try:
-                src.backup(dst, pages=-1)  # ONE step
-            except sqlite3.DatabaseError as exc:
-                raise ToolError(f"copy of {db} to {copy} failed: {exc}", EXIT_FAILED) from exc
-            page_count = dst.execute("PRAGMA page_count").fetchone()[0]
-        finally:
-            dst.close()
+            copy_bytes(live_fd, held, length)
+        except OSError as exc:
+            raise ToolError(f"copy of {db} to {copy} failed: {exc}", EXIT_FAILED) from exc
+        if sync:
+            os.fsync(held)
+        live_st = os.fstat(live_fd)  # still under the write lock: what the swap compares with
     except BaseException:
         if held is not None:  # never leave a half-made copy behind
             os.close(held)
@@ -2549,9 +2601,12 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
             remove_side_files(copy)
         raise
     finally:
+        if live_fd is not None:
+            os.close(live_fd)
+        with contextlib.suppress(sqlite3.Error):
+            src.execute("ROLLBACK")
         src.close()
     try:
-        remove_side_files(copy)
         header = os.pread(held, 100, 0)  # the header says WAL (bytes 18 and 19 == 2) like the original
         wal_header = len(header) >= 20 and header[18] == 2 and header[19] == 2
         if (journal_mode == "wal") != wal_header:
@@ -2566,9 +2621,13 @@ def mig_copy(cfg: dict, args, record: dict) -> Result:
         raise
     finally:
         os.close(held)
+    after = lstat_or_none(db)
+    if after is None or file_version(after) != file_version(live_st):
+        remove_quietly(copy)
+        raise ToolError(f"{NO_WRITER} ({db} changed while it was copied); nothing changed", EXIT_FAILED)
     size = os.lstat(copy).st_size
     seconds = round(time.monotonic() - t0, 3)
-    add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds)
+    add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds, live=file_version(live_st))
     write_journal(cfg, journal)
     LOG.info(f"migration: {journal['id']} copied {db} to {copy} ({human_size(size)}, {seconds}s)")
     return Result(EXIT_OK, {"ok": True, "copy": copy, "database": db, "size": size, "page_count": page_count,
@@ -2652,7 +2711,20 @@ def mig_swap(cfg: dict, args, record: dict) -> Result:
                         f"database {db} was not touched", EXIT_FAILED, checks=checks, database=db, copy=copy)
     checkpoint_truncate(copy, busy, "the copy still has a writer (is the migration container still running?)")
     remove_side_files(copy)
+    # Every write answered before the copy is in it; one made to the live file since would be lost
+    # by the swap: the live file (and its WAL) must be as the copy left it.
+    copied_live = next((st["live"] for st in reversed(journal.get("steps", []))
+                        if st.get("step") == "copied" and isinstance(st.get("live"), list)), None)
+    live_now, wal_now = lstat_or_none(db), lstat_or_none(db + "-wal")
+    if copied_live is not None and (live_now is None or file_version(live_now) != copied_live
+                                    or (wal_now is not None and wal_now.st_size > 0)):
+        add_step(journal, "live database changed", set_state=False)
+        write_journal(cfg, journal)
+        raise ToolError(f"not swapped: the live database {db} was written after it was copied (a writer ran during "
+                        "the migration: is the backend stopped?); the live database was not touched, nothing is "
+                        "lost", EXIT_FAILED, database=db, copy=copy)
     checkpoint_truncate(db, busy, NO_WRITER)
+    fsync_file(copy, (checked.st_dev, checked.st_ino))  # cheap when migration run flushed it meanwhile
     add_step(journal, "swapping", aside=aside)
     write_journal(cfg, journal)
     directory = os.path.dirname(db)
@@ -2867,6 +2939,15 @@ def mig_run(cfg: dict, args, record: dict) -> Result:
     if not argv:
         raise UsageError("migration run needs the migration command after --")
     journal = require_journal(cfg)
+    if args.stop_writers and not cfg["stop_command"]:
+        raise UsageError("--stop-writers needs stop_command (config or --stop-command); nothing changed")
+    activate = getattr(args, "activate_compose", None)
+    if activate and not isinstance(journal.get("target_compose"), str):
+        raise UsageError("--activate-compose needs the journal's target_compose (migration begin --set "
+                         "target_compose=PATH); nothing changed")
+    if activate and lstat_or_none(journal["target_compose"]) is None:
+        raise ToolError(f"the journal's target_compose {journal['target_compose']} does not exist; nothing changed",
+                        EXIT_FAILED)
     if args.stop_writers:
         add_step(journal, "writers stopping")
         write_journal(cfg, journal)
@@ -2875,7 +2956,10 @@ def mig_run(cfg: dict, args, record: dict) -> Result:
         stop_seconds = round(time.monotonic() - t, 3)
     else:
         stop_seconds = None
-    copied = mig_copy(cfg, args, record)
+    copied = mig_copy(cfg, args, record, sync=False)
+    # The copy's pages reach the disk while the migration runs (the swap's own fsync is then cheap).
+    flush = threading.Thread(target=fsync_quietly, args=(copied.data["copy"],), name="flush-copy", daemon=True)
+    flush.start()
     journal = require_journal(cfg)
     add_step(journal, "migrating", container=args.container)
     write_journal(cfg, journal)
@@ -2904,13 +2988,30 @@ def mig_run(cfg: dict, args, record: dict) -> Result:
         what = f"killed after {args.timeout:g} s" if timed_out else f"exit {rc}"
         raise ToolError(f"the migration on the copy failed ({what}); the live database was not touched: "
                         f"{one_line(err or out)[-600:]}", EXIT_FAILED, **output)
+    flush.join()
     swapped = mig_swap(cfg, args, record)
+    text = f"{copied.text}\nmigration: exit 0 in {migrate_seconds} s\n{swapped.text}"
+    if activate:
+        # The new release's compose file becomes the active one with the database it belongs to.
+        journal = require_journal(cfg)
+        target = journal["target_compose"]
+        try:
+            with open(target, "rb") as fh:
+                atomic_write(activate, fh.read(), 0o640)
+        except OSError as exc:
+            raise ToolError(f"swapped, but the new release's compose file {target} could not replace {activate}: "
+                            f"{exc}; the previous release goes back with migration revert", EXIT_FAILED,
+                            swapped=True, **output) from exc
+        add_step(journal, "compose activated", set_state=False, path=activate)
+        write_journal(cfg, journal)
+        text += f"\n{activate} is now {target}"
     data = {**swapped.data, **output, "copy_seconds": copied.data.get("seconds"),
             "stop_seconds": stop_seconds, "copy": copied.data.get("copy"), "size": copied.data.get("size"),
+            "compose_activated": activate or None,
             "message": f"migrated a copy and swapped it in: {swapped.data.get('database')}"}
     data["seconds"] = round((stop_seconds or 0) + (copied.data.get("seconds") or 0) + migrate_seconds
                             + (swapped.data.get("seconds") or 0), 3)
-    return Result(EXIT_OK, data, f"{copied.text}\nmigration: exit 0 in {migrate_seconds} s\n{swapped.text}")
+    return Result(EXIT_OK, data, text)
 
 
 MIGRATION_ACTIONS = {"begin": mig_begin, "step": mig_step, "copy": mig_copy, "swap": mig_swap,
@@ -3070,7 +3171,8 @@ def build_parser() -> Parser:
     m = maction("step", "record a step (sets the journal's state)")
     m.add_argument("--name", required=True)
     m.add_argument("--set", action="append", metavar="KEY=VALUE", help="facts to merge into the journal")
-    maction("copy", "copy the live database (writers stopped) to <db>.migrating with the backup API")
+    maction("copy", "copy the live database (writers stopped; checkpoint, then its bytes under the write "
+                    "lock) to <db>.migrating")
     m = maction("swap", "check the migrated copy, keep the live file as <db>.pre-swap, rename the copy over it")
     m.add_argument("--expect-schema", required=True, metavar="B", help="alembic_version the copy must have")
     m = maction("run", "copy, run the migration command on the copy, check it and swap it in (one process: "
@@ -3079,6 +3181,8 @@ def build_parser() -> Parser:
     m.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds the migration may run (600)")
     m.add_argument("--container", metavar="NAME", help="the migration's container, removed when it times out")
     m.add_argument("--stop-writers", action="store_true", help="run stop_command first (stops the backend)")
+    m.add_argument("--activate-compose", metavar="PATH",
+                   help="after the swap, the journal's target_compose replaces PATH (atomic rename, 0640)")
     m.add_argument("command", nargs=argparse.REMAINDER, metavar="-- ARGV",
                    help="the migration command; it reaches the copy at <db>.migrating")
     maction("status", "the journal, what the files say (swapped?), the live schema and the lock (read-only)",
