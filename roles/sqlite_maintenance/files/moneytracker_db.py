@@ -2571,6 +2571,7 @@ def mig_copy(cfg: dict, args, record: dict, sync: bool = True) -> Result:
                 raise ToolError(f"{NO_WRITER} ({db}: checkpoint busy); nothing changed", EXIT_FAILED)
             journal_mode = str(src.execute("PRAGMA journal_mode").fetchone()[0]).lower()
             src.execute("BEGIN IMMEDIATE")
+            checkpoint_seconds = round(time.monotonic() - t0, 3)
         except sqlite3.OperationalError as exc:
             raise ToolError(f"{NO_WRITER} ({db}: {exc}); nothing changed", EXIT_FAILED) from exc
         wal = lstat_or_none(db + "-wal")
@@ -2587,8 +2588,10 @@ def mig_copy(cfg: dict, args, record: dict, sync: bool = True) -> Result:
         remove_quietly(copy)
         remove_side_files(copy)
         held = create_private(copy)[0]
+        t1 = time.monotonic()
         try:
             copy_bytes(live_fd, held, length)
+            bytes_seconds = round(time.monotonic() - t1, 3)
         except OSError as exc:
             raise ToolError(f"copy of {db} to {copy} failed: {exc}", EXIT_FAILED) from exc
         if sync:
@@ -2627,11 +2630,13 @@ def mig_copy(cfg: dict, args, record: dict, sync: bool = True) -> Result:
         raise ToolError(f"{NO_WRITER} ({db} changed while it was copied); nothing changed", EXIT_FAILED)
     size = os.lstat(copy).st_size
     seconds = round(time.monotonic() - t0, 3)
-    add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds, live=file_version(live_st))
+    add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds, checkpoint_seconds=checkpoint_seconds,
+             bytes_seconds=bytes_seconds, live=file_version(live_st))
     write_journal(cfg, journal)
     LOG.info(f"migration: {journal['id']} copied {db} to {copy} ({human_size(size)}, {seconds}s)")
     return Result(EXIT_OK, {"ok": True, "copy": copy, "database": db, "size": size, "page_count": page_count,
-                            "journal_mode": copy_mode, "seconds": seconds, "journal": journal,
+                            "journal_mode": copy_mode, "seconds": seconds, "checkpoint_seconds": checkpoint_seconds,
+                            "bytes_seconds": bytes_seconds, "journal": journal,
                             "message": f"copied {db} to {copy}"},
                   f"copied {db}\n  to {copy} ({human_size(size)}, {page_count} pages, {seconds}s)")
 
