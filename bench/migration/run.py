@@ -916,7 +916,7 @@ print(json.dumps(args))
                       "- 0002 is cheap (a nullable column and one index); a migration that rewrites a table changes "
                       "the ratio, while the flow's fixed costs (stop, copy, checks, start) stay about the same.",
                       "- The test host is a container on the controller (no network between Ansible and the host); "
-                      "over SSH each task costs more (the window still has six tasks that run on the host).",
+                      "over SSH each task costs more (three of the window's tasks run on the host).",
                       "- The client polls one light endpoint with one connection at a time; it shows when users see "
                       "the maintenance page, not how many writes a busy site would have queued or lost (the Molecule "
                       "scenarios with writers test that).",
