@@ -221,9 +221,9 @@ def check_mode(module, client):
         if p['fail_on_skip']:
             module.fail_json(msg='check mode: the backup would be ' + reason, would=would, skip_reason=reason,
                              lock=record, rc=lock.rc, cmd=lock.cmd)
-        module.exit_json(changed=False, skipped=True, skip_reason=reason, would=would, lock=record, rc=lock.rc,
+        module.exit_json(failed=False, changed=False, skipped=True, skip_reason=reason, would=would, lock=record, rc=lock.rc,
                          cmd=lock.cmd, msg='check mode: the backup would be ' + reason)
-    module.exit_json(changed=True, would=would, database=database, rc=lock.rc, cmd=lock.cmd,
+    module.exit_json(failed=False, changed=True, would=would, database=database, rc=lock.rc, cmd=lock.cmd,
                      msg='check mode: a backup of {0} would be written to {1}'.format(database,
                                                                                      config.get('backup_dir')))
 
@@ -261,19 +261,19 @@ def main():
     if result.outcome == 'skipped':
         if p['fail_on_skip']:
             client.fail(result, skip_reason=result.skipped_reason)
-        module.exit_json(changed=False, skipped=True, skip_reason=result.skipped_reason, rc=result.rc,
+        module.exit_json(failed=False, changed=False, skipped=True, skip_reason=result.skipped_reason, rc=result.rc,
                          cmd=result.cmd, msg=result.message, **result.details())
     if not result.ok:
         client.fail(result)
     if result.skipped_reason:  # exit 0: no database yet, --allow-missing
-        module.exit_json(changed=False, skipped=True, skip_reason=result.skipped_reason, rc=result.rc,
+        module.exit_json(failed=False, changed=False, skipped=True, skip_reason=result.skipped_reason, rc=result.rc,
                          cmd=result.cmd, msg=result.message, **result.details())
     details = result.details()
     offsite = details.get('offsite')
     if isinstance(offsite, dict) and offsite.get('ok') is False:
         module.warn('backup {0} is good, but its offsite copy failed: {1}'.format(details.get('backup'),
                                                                                   offsite.get('error')))
-    module.exit_json(changed=True, rc=result.rc, cmd=result.cmd, msg=result.message, **details)
+    module.exit_json(failed=False, changed=True, rc=result.rc, cmd=result.cmd, msg=result.message, **details)
 
 
 if __name__ == '__main__':

@@ -182,11 +182,11 @@ def main():
         args += ['--jobs-wait', str(p['jobs_wait'])]
     result = client.run(*args)
     if result.outcome == 'skipped' or (result.ok and result.skipped_reason):
-        module.exit_json(changed=False, skipped=True, skip_reason=result.skipped_reason, rc=result.rc,
+        module.exit_json(failed=False, changed=False, skipped=True, skip_reason=result.skipped_reason, rc=result.rc,
                          cmd=result.cmd, msg=result.message, **result.details())
     if not result.ok:
         client.fail(result)
-    module.exit_json(changed=False, rc=result.rc, cmd=result.cmd, msg=result.message, **result.details())
+    module.exit_json(failed=False, changed=False, rc=result.rc, cmd=result.cmd, msg=result.message, **result.details())
 
 
 if __name__ == '__main__':

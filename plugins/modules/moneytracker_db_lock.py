@@ -290,7 +290,7 @@ def acquire(module, client):
         if state != 'free':
             module.fail_json(msg=holder_message(record, state), state=state, lock=record, rc=result.rc,
                              cmd=result.cmd, id=record.get('id'))
-        module.exit_json(changed=True, state='held', lock=None, rc=result.rc, cmd=result.cmd,
+        module.exit_json(failed=False, changed=True, state='held', lock=None, rc=result.rc, cmd=result.cmd,
                          msg='check mode: the lock is free and would be acquired by {0}'.format(p['owner']))
     args = ['lock', 'acquire', '--owner', p['owner'], '--play', p['play'], '--wait', str(p['wait'])]
     for option, flag in (('host', '--host'), ('user', '--user'), ('reason', '--reason'),
@@ -304,7 +304,7 @@ def acquire(module, client):
     token = result.data.get('token')
     if not token:
         client.fail(result, msg='moneytracker-db lock acquire printed no token')
-    module.exit_json(changed=True, state='held', token=token, id=record.get('id'), lock=record, rc=result.rc,
+    module.exit_json(failed=False, changed=True, state='held', token=token, id=record.get('id'), lock=record, rc=result.rc,
                      cmd=result.cmd, msg=result.message)
 
 
@@ -313,13 +313,13 @@ def release(module, client):
     if module.check_mode:
         result, state, record = read_status(client)
         if state == 'free':
-            module.exit_json(changed=False, state='free', lock=None, rc=result.rc, cmd=result.cmd,
+            module.exit_json(failed=False, changed=False, state='free', lock=None, rc=result.rc, cmd=result.cmd,
                              msg='check mode: the lock is already free')
         if record.get('id') != token_id(token):
             module.fail_json(msg='not released: {0}, and the token given is not its token'.format(
                 holder_message(record, state)), state=state, lock=record, id=record.get('id'), rc=result.rc,
                 cmd=result.cmd)
-        module.exit_json(changed=True, state='free', was=record, id=record.get('id'), lock=None, rc=result.rc,
+        module.exit_json(failed=False, changed=True, state='free', was=record, id=record.get('id'), lock=None, rc=result.rc,
                          cmd=result.cmd, msg='check mode: the lock would be released')
     before, state, record = read_status(client)
     result = client.run('lock', 'release', '--token', Secret(token))
@@ -329,7 +329,7 @@ def release(module, client):
     out = dict(changed=released, state='free', lock=None, rc=result.rc, cmd=result.cmd, msg=result.message)
     if released and record and record.get('id') == token_id(token):
         out.update(was=record, id=record.get('id'))
-    module.exit_json(**out)
+    module.exit_json(failed=False, **out)
 
 
 def break_lock(module, client):
@@ -340,13 +340,13 @@ def break_lock(module, client):
     if module.check_mode:
         result, state, record = read_status(client)
         if state == 'free':
-            module.exit_json(changed=False, state='free', lock=None, rc=result.rc, cmd=result.cmd,
+            module.exit_json(failed=False, changed=False, state='free', lock=None, rc=result.rc, cmd=result.cmd,
                              msg='check mode: the lock is already free')
         if record.get('id') != p['id']:
             module.fail_json(msg='not broken: the lock changed since it was shown: now {0} (the lock shown had '
                                  'id {1})'.format(holder_message(record, state), p['id']),
                              state=state, lock=record, id=record.get('id'), rc=result.rc, cmd=result.cmd)
-        module.exit_json(changed=True, state='free', was=record, was_state=state, id=record.get('id'), lock=None,
+        module.exit_json(failed=False, changed=True, state='free', was=record, was_state=state, id=record.get('id'), lock=None,
                          rc=result.rc, cmd=result.cmd, msg='check mode: the {0} lock would be broken'.format(state))
     args = ['lock', 'break', '--force', '--id', p['id']]
     if p['reason']:
@@ -359,7 +359,7 @@ def break_lock(module, client):
     if broken:
         was = result.data.get('was') or {}
         out.update(was=was, was_state=result.data.get('was_state'), id=was.get('id'))
-    module.exit_json(**out)
+    module.exit_json(failed=False, **out)
 
 
 def main():
@@ -394,7 +394,7 @@ def main():
     elif state == 'broken':
         break_lock(module, client)
     result, lock_state, record = read_status(client)
-    module.exit_json(**status_result(result, lock_state, record))
+    module.exit_json(failed=False, **status_result(result, lock_state, record))
 
 
 if __name__ == '__main__':

@@ -47,6 +47,12 @@ exec "{python}" "{source}" "$@"
 
 
 @pytest.fixture(scope="session")
+def collections_tree() -> Path:
+    """A directory whose ansible_collections/moneytracker/deploy is this checkout."""
+    return COLLECTIONS_TREE
+
+
+@pytest.fixture(scope="session")
 def tool_double(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("bin") / "moneytracker-db"
     path.write_text(TOOL_DOUBLE.format(python=sys.executable, source=TOOL_SOURCE))
@@ -62,12 +68,18 @@ class ModuleRun:
     args_file: Path
 
     @property
-    def result(self) -> dict:
+    def raw(self) -> dict:
+        """The JSON the module printed, as is."""
         return json.loads(self.stdout)
 
     @property
-    def failed(self) -> bool:
-        return bool(self.result.get("failed"))
+    def result(self) -> dict:
+        """The result as the controller reads it: a non-zero `rc` without a `failed` key makes the
+        task failed (TaskExecutor), so the modules must say failed=false themselves."""
+        data = self.raw
+        if "failed" not in data and data.get("rc") not in (None, 0, "0"):
+            data["failed"] = True
+        return data
 
 
 @pytest.fixture

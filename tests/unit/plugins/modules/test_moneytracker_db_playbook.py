@@ -1,0 +1,101 @@
+"""The modules in a real ansible-playbook run (local connection, AnsiballZ, the collection loaded
+by FQCN from a tree that links to this checkout): lock -> backup under the lock -> check -> info
+-> release, the YAML using only the modules' results (no exit codes, no from_json). Run with -vvv:
+the token registered with no_log never shows in the output."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  vars:
+    db_args: &db
+      tool: "{{ tool }}"
+      config: "{{ config }}"
+  tasks:
+    - name: Take the lock
+      moneytracker.deploy.moneytracker_db_lock:
+        <<: *db
+        state: acquired
+        owner: migration
+        play: e2e.yml
+      register: lock
+      no_log: true
+
+    - name: Keep the token for the test (no_log)
+      ansible.builtin.copy:
+        content: "{{ lock.token }}"
+        dest: "{{ token_file }}"
+        mode: "0600"
+      no_log: true
+
+    - name: Cron-style backup without the token is skipped (not failed with fail_on_skip false)
+      moneytracker.deploy.moneytracker_db_backup:
+        <<: *db
+        fail_on_skip: false
+      register: skipped_backup
+
+    - name: Backup under the lock
+      moneytracker.deploy.moneytracker_db_backup:
+        <<: *db
+        label: e2e
+        lock_token: "{{ lock.token }}"
+      register: backup
+
+    - name: Check under the lock
+      moneytracker.deploy.moneytracker_db_check:
+        <<: *db
+        lock_token: "{{ lock.token }}"
+      register: check
+
+    - name: Info
+      moneytracker.deploy.moneytracker_db_info:
+        <<: *db
+        compare: true
+      register: info
+
+    - name: Release
+      moneytracker.deploy.moneytracker_db_lock:
+        <<: *db
+        state: released
+        token: "{{ lock.token }}"
+      register: released
+
+    - name: Results
+      ansible.builtin.assert:
+        that:
+          - skipped_backup is skipped
+          - backup is changed
+          - check is not changed and check is not skipped and check.quick_check == ['ok']
+          - info.newest_backup.path == backup.backup
+          - info.compare.writes_lost == 0
+          - info.lock.state == 'held'
+          - released is changed and released.state == 'free'
+"""
+
+
+def test_playbook_uses_module_results_and_never_prints_the_token(env, tool_double, collections_tree, tmp_path):
+    play = tmp_path / "e2e.yml"
+    play.write_text(PLAY)
+    token_file = tmp_path / "token"
+    bindir = os.path.dirname(sys.executable)
+    proc = subprocess.run(
+        [os.path.join(bindir, "ansible-playbook"), "-vvv", "-i", "localhost,", "-c", "local",
+         "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"tool={tool_double}",
+         "-e", f"config={env.config}", "-e", f"token_file={token_file}", str(play)],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env=env.env({"ANSIBLE_COLLECTIONS_PATH": str(collections_tree), "ANSIBLE_NOCOLOR": "1",
+                     "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "PATH": bindir + os.pathsep + os.environ["PATH"]}))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    token = token_file.read_text()
+    assert len(token) == 32
+    assert token not in out
+    assert "moneytracker.deploy.moneytracker_db_backup" in out or "Backup under the lock" in out
+    assert len(env.backups_with_manifest()) == 1
+    assert not (env.state / "maintenance.lock").exists()
+    assert Path(env.backups_with_manifest()[0]).name.startswith("moneytracker-")
