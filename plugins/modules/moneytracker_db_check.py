@@ -94,7 +94,7 @@ EXAMPLES = r'''
     lock_token: "{{ maintenance_lock.token }}"
   register: full_check
 
-- name: A check right after the restore must not be skipped
+- name: The full check ran (it was not skipped by someone else's lock)
   ansible.builtin.assert:
     that: full_check is not skipped
 '''

@@ -84,7 +84,7 @@ options:
     type: str
   id:
     description:
-      - With I(state=broken), the id of the lock to break, as RV(lock.id) of I(state=status)
+      - With I(state=broken), the id of the lock to break, as the C(id) in RV(lock) of I(state=status)
         showed it. A lock with any other id is not broken.
     type: str
   force:
