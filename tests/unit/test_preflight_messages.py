@@ -242,3 +242,17 @@ def test_known_variables_of_other_roles_are_not_reported(tmp_path):
     # the app role reads cadvisor_port; the sqlite_maintenance role has names starting with app
     rc, out = run(tmp_path, "app", "cadvisor_port=8082", "sqlite_maintenance_app_project_dir=/opt/x")
     assert rc == 0, out
+
+
+# ---- rules across fields name the ones involved -------------------------------------------------
+def test_backup_and_state_dir_the_same(tmp_path):
+    msg = refused(tmp_path, "sqlite_maintenance", "sqlite_maintenance_backup_dir=/srv/mt",
+                  "sqlite_maintenance_state_dir=/srv/mt/")
+    assert "sqlite_maintenance_backup_dir and sqlite_maintenance_state_dir must differ (both are '/srv/mt')" in msg
+    assert "offsite" not in msg, msg
+
+
+def test_registry_login_incomplete(tmp_path):
+    msg = refused(tmp_path, "app", "app_registry_url=registry.example.com", "app_registry_username=ci")
+    assert "(app_registry_password is empty)" in msg, msg
+    assert "app_image_archive_dir" not in msg, msg
