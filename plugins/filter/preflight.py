@@ -74,7 +74,7 @@ def port_holders(ss_output, bind, port):
     try:
         port = int(port)
     except (TypeError, ValueError):
-        raise AnsibleFilterError(f"port_holders: '{port}' is not a port number")
+        raise AnsibleFilterError(f"port_holders: '{port}' is not a port number") from None
     holders = []
     for line in str(ss_output or "").splitlines():
         fields = line.split()
