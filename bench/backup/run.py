@@ -786,7 +786,8 @@ class Bench:
                 f"did not finish within {sb['timeout']:.0f} s under the writer" if not sb["finished"] else
                 f"finished in {fmt_s(sb['seconds'])} under the writer") +
                 (f", while it copies the quiet file in {fmt_s(sq['seconds'])}" if sq and sq["finished"] else "") +
-                ": it copies in steps and restarts whenever another connection commits, as DESIGN.md says.")
+                ": it copies in steps and restarts whenever another connection commits, as SQLite's documentation of "
+                "the backup API says.")
         if S["zs"] and S["gs"]:
             pa = S["pa"] or {}
             speed = (f"; zstd -3 compressed {ratio(pa.get('gzip -6 compress (Python)'), pa.get('zstd -3 compress'))} "
