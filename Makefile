@@ -66,6 +66,7 @@ images: docker-check
 lint: setup
 	yamllint --strict .
 	ansible-lint --profile production
+	antsibull-changelog lint
 
 unit: setup
 	pytest tests/unit
