@@ -9,8 +9,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BUILD := .build
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-# Tests and demo use the collection as installed from its built artifact.
+# Tests and demo use the collection as installed from its built artifact; with DEV=1 (after
+# `make dev`) they use the checkout itself through a symlink, so edits take effect at once.
+ifeq ($(DEV),1)
+export ANSIBLE_COLLECTIONS_PATH := $(abspath $(BUILD))/dev-collections
+else
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(BUILD))/collections
+endif
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -21,16 +26,22 @@ _SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecul
 _LONGEST := crash migrate
 MOLECULE_SCENARIOS ?= $(filter $(_LONGEST),$(_SCENARIOS)) $(filter-out $(_LONGEST),$(_SCENARIOS))
 
-.PHONY: help setup collection images docker-check lint unit prometheus-rules integration molecule test demo demo-down clean
+.PHONY: help host-setup setup dev collection images docker-check lint unit prometheus-rules integration molecule test demo demo-down clean
 
 help:
 	@echo "make demo        deploy the reference app to the local sandbox host and print its URL"
 	@echo "make test        lint + unit + integration + Molecule (sets up everything first)"
 	@echo "make setup       virtualenv ($(VENV)) + the collection built and installed into $(BUILD)"
+	@echo "make dev         development install (the checkout via a symlink; then make <target> DEV=1)"
 	@echo "make lint | unit | integration | molecule [MOLECULE_SCENARIOS='default ...']"
 	@echo "make demo-down   remove the sandbox host"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+# As root on a fresh Debian: installs docker.io, debootstrap, sqlite3, zstd, python3-venv when
+# missing and starts dockerd when none answers, saying so (scripts/host-setup.sh).
+host-setup:
+	@scripts/host-setup.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt | host-setup
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt -c constraints.txt
@@ -38,10 +49,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 setup: $(VENV)/.installed collection
 
-# Always rebuilt (a few seconds) so the installed copy never lags behind the checkout.
 # Always rebuilt (a few seconds) so the installed copy never lags behind the checkout. Installed
 # beside the old copy and swapped in, so a play running meanwhile keeps a whole collection.
 collection: $(VENV)/.installed
+ifeq ($(DEV),1)
+	@$(MAKE) --no-print-directory dev
+else
 	@rm -rf $(BUILD)/dist $(BUILD)/collections.new
 	ansible-galaxy collection build --force --output-path $(BUILD)/dist . >/dev/null
 	ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/collections.new ansible-galaxy collection install --offline --no-deps --force -p $(BUILD)/collections.new $(COLLECTION_TARBALL) >/dev/null
@@ -53,8 +66,17 @@ collection: $(VENV)/.installed
 	@rm -rf $(BUILD)/collections.new $(ANSIBLE_COLLECTIONS_PATH)/ansible_collections/moneytracker/deploy.old
 	@scripts/check-collection-deps.sh
 	@echo "installed $(COLLECTION_TARBALL) into $(ANSIBLE_COLLECTIONS_PATH)"
+endif
 
-docker-check:
+# A development install: the checkout itself as moneytracker.deploy (a symlink), so an edit takes
+# effect without rebuilding. Use it with DEV=1 (make demo DEV=1, make unit DEV=1) or by exporting
+# the path it prints. The tests in CI always use the built artifact.
+dev: $(VENV)/.installed
+	@mkdir -p $(BUILD)/dev-collections/ansible_collections/moneytracker
+	@ln -sfn $(CURDIR) $(BUILD)/dev-collections/ansible_collections/moneytracker/deploy
+	@echo "development install: export ANSIBLE_COLLECTIONS_PATH=$(abspath $(BUILD))/dev-collections (or make <target> DEV=1)"
+
+docker-check: host-setup
 	@docker info >/dev/null 2>&1 || { echo "No Docker engine answers. Install docker.io and start dockerd (see README, or run .ci/run)." >&2; exit 1; }
 
 # Cached: rebuilt only when their inputs change (see the scripts).
