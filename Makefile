@@ -101,20 +101,12 @@ prometheus-rules: setup images
 integration: setup images
 	@if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then pytest tests/integration; else echo "no integration tests yet"; fi
 
-# Scenarios run MOLECULE_JOBS at a time (each has its own test host and Docker volume); each
-# one's log goes to $(BUILD)/logs/molecule-<scenario>.log and a failed one's tail is printed.
+# Scenarios run MOLECULE_JOBS at a time (scripts/molecule-scenarios.sh: one log per scenario in
+# $(BUILD)/logs, a failed one's tail printed). MOLECULE_ACTION=converge etc. for other actions.
 MOLECULE_JOBS ?= 2
+MOLECULE_ACTION ?= test
 molecule: setup images
-	@mkdir -p $(BUILD)/logs
-	@printf '%s\n' $(MOLECULE_SCENARIOS) | xargs -P $(MOLECULE_JOBS) -I{} bash -c '\
-	  start=$$(date +%s); \
-	  if molecule test -s {} > $(BUILD)/logs/molecule-{}.log 2>&1; then \
-	    echo "=== molecule test -s {}: passed in $$(( $$(date +%s) - start )) s"; \
-	    sed "s/\x1b\[[0-9;]*m//g" $(BUILD)/logs/molecule-{}.log | grep -aE "[0-9]+ passed" | tail -1; \
-	  else \
-	    echo "=== molecule test -s {}: FAILED after $$(( $$(date +%s) - start )) s (log: $(BUILD)/logs/molecule-{}.log)"; \
-	    sed "s/\x1b\[[0-9;]*m//g" $(BUILD)/logs/molecule-{}.log | tail -150; exit 1; \
-	  fi'
+	scripts/molecule-scenarios.sh $(BUILD)/logs $(MOLECULE_JOBS) $(MOLECULE_ACTION) $(MOLECULE_SCENARIOS)
 
 test: lint unit prometheus-rules integration molecule
 	@cat $(BUILD)/logs/figures-*.txt 2>/dev/null || true

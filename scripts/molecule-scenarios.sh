@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs Molecule scenarios JOBS at a time (each has its own test host and Docker volume): each
+# one's log goes to LOG_DIR/molecule-<scenario>.log; a passed one prints its pytest summary, a
+# failed one the tail of its log, and the exit status is non-zero when any failed.
+# Usage: scripts/molecule-scenarios.sh LOG_DIR JOBS ACTION SCENARIO...   (ACTION: test, converge, ...)
+set -euo pipefail
+(($# >= 4)) || { echo "usage: $0 LOG_DIR JOBS ACTION SCENARIO..." >&2; exit 2; }
+log_dir=$1 jobs=$2 action=$3
+shift 3
+mkdir -p "$log_dir"
+
+run_one() {
+  local scenario=$1 log="$log_dir/molecule-$1.log" start
+  start=$(date +%s)
+  # Each report is printed in one write, so parallel scenarios do not interleave their lines.
+  if molecule "$action" -s "$scenario" >"$log" 2>&1; then
+    printf '%s\n' "=== molecule $action -s $scenario: passed in $(($(date +%s) - start)) s
+$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '[0-9]+ passed' | tail -1 || true)"
+  else
+    printf '%s\n' "=== molecule $action -s $scenario: FAILED after $(($(date +%s) - start)) s (log: $log)
+$(sed 's/\x1b\[[0-9;]*m//g' "$log" | tail -150)"
+    return 1
+  fi
+}
+export -f run_one
+export log_dir action
+printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
