@@ -89,6 +89,7 @@ lint: setup
 	yamllint --strict .
 	ansible-lint --profile production
 	antsibull-changelog lint
+	scripts/role-docs.py --check
 
 unit: setup
 	pytest tests/unit
