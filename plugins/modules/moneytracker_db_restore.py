@@ -63,16 +63,8 @@ options:
     description:
       - Seconds to wait for a running backup or check of the tool (the tool's default is 600).
     type: float
-  tool:
-    description:
-      - Path of the host tool on the managed host.
-    type: path
-    default: /usr/local/sbin/moneytracker-db
-  config:
-    description:
-      - Configuration file of the tool, passed as C(--config). Default is the tool's
-        (C(/etc/moneytracker/db.json), or C($MONEYTRACKER_DB_CONFIG)).
-    type: path
+extends_documentation_fragment:
+  - moneytracker.deploy.moneytracker_db
 attributes:
   check_mode:
     support: full
