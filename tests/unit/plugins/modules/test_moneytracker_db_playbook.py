@@ -99,3 +99,46 @@ def test_playbook_uses_module_results_and_never_prints_the_token(env, tool_doubl
     assert len(env.backups_with_manifest()) == 1
     assert not (env.state / "maintenance.lock").exists()
     assert Path(env.backups_with_manifest()[0]).name.startswith("moneytracker-")
+
+
+# --------------------------------------------------------------------------- playbooks/backup.yml
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra):
+    """playbooks/backup.yml as an operator runs it, on localhost as the `moneytracker` host (the
+    tool double stands in for the installed path; its config comes by MONEYTRACKER_DB_CONFIG)."""
+    bindir = os.path.dirname(sys.executable)
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(f"[moneytracker]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    proc = subprocess.run(
+        [os.path.join(bindir, "ansible-playbook"), "-i", str(inventory), "-e", f"_backup_tool={tool_double}",
+         *extra, str(ROOT / "playbooks" / "backup.yml")],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+        env=env.env({"ANSIBLE_COLLECTIONS_PATH": str(collections_tree), "ANSIBLE_NOCOLOR": "1",
+                     "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "MONEYTRACKER_DB_CONFIG": str(env.config),
+                     "PATH": bindir + os.pathsep + os.environ["PATH"]}))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_backup_playbook_takes_a_backup_and_returns_its_manifest(env, tool_double, collections_tree, tmp_path):
+    rc, out = run_backup_playbook(env, tool_double, collections_tree, tmp_path, "-e", "label='before the import'")
+    assert rc == 0, out[-4000:]
+    assert len(env.backups_with_manifest()) == 1
+    assert "moneytracker_backup_manifest" in out and "before the import" in out and '"verified": true' in out
+
+
+def test_backup_playbook_in_check_mode_writes_nothing(env, tool_double, collections_tree, tmp_path):
+    rc, out = run_backup_playbook(env, tool_double, collections_tree, tmp_path, "--check")
+    assert rc == 0, out[-4000:]
+    assert env.backups_with_manifest() == []
+
+
+def test_backup_playbook_fails_naming_the_lock_holder_and_takes_no_backup(env, tool_double, collections_tree,
+                                                                          tmp_path):
+    r = env.call("lock", "acquire", "--owner", "migration", "--host", "ctl-9", "--play", "migrate.yml", "--json")
+    assert r.rc == 0, r.err
+    rc, out = run_backup_playbook(env, tool_double, collections_tree, tmp_path)
+    assert rc != 0
+    assert "maintenance lock held by migration@ctl-9" in out, out[-3000:]
+    assert env.backups_with_manifest() == []
