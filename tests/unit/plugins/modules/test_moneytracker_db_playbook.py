@@ -105,15 +105,15 @@ def test_playbook_uses_module_results_and_never_prints_the_token(env, tool_doubl
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra):
-    """playbooks/backup.yml as an operator runs it, on localhost as the `moneytracker` host (the
+def run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra, name="backup", tool_var="_backup_tool"):
+    """playbooks/<name>.yml as an operator runs it, on localhost as the `moneytracker` host (the
     tool double stands in for the installed path; its config comes by MONEYTRACKER_DB_CONFIG)."""
     bindir = os.path.dirname(sys.executable)
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(f"[moneytracker]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     proc = subprocess.run(
-        [os.path.join(bindir, "ansible-playbook"), "-i", str(inventory), "-e", f"_backup_tool={tool_double}",
-         *extra, str(ROOT / "playbooks" / "backup.yml")],
+        [os.path.join(bindir, "ansible-playbook"), "-i", str(inventory), "-e", f"{tool_var}={tool_double}",
+         *extra, str(ROOT / "playbooks" / f"{name}.yml")],
         capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
         env=env.env({"ANSIBLE_COLLECTIONS_PATH": str(collections_tree), "ANSIBLE_NOCOLOR": "1",
                      "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "MONEYTRACKER_DB_CONFIG": str(env.config),
@@ -142,3 +142,40 @@ def test_backup_playbook_fails_naming_the_lock_holder_and_takes_no_backup(env, t
     assert rc != 0
     assert "maintenance lock held by migration@ctl-9" in out, out[-3000:]
     assert env.backups_with_manifest() == []
+
+
+# --------------------------------------------------------------------------- playbooks/integrity_check.yml
+
+
+def run_check_playbook(env, tool_double, collections_tree, tmp_path, *extra):
+    return run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra, name="integrity_check",
+                               tool_var="_check_tool")
+
+
+def test_integrity_check_playbook_quick_and_full_pass_and_change_nothing(env, tool_double, collections_tree,
+                                                                          tmp_path):
+    rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path)
+    assert rc == 0 and "changed=0" in out, out[-4000:]
+    assert "'ok'" in out or '"ok"' in out
+    assert env.call("backup", "--json").rc == 0
+    rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path, "-e", "full=true")
+    assert rc == 0 and "changed=0" in out, out[-4000:]
+    jobs = env.call("status", "--json").data["jobs"]
+    assert jobs["check_quick"]["result"] == "ok" and jobs["check_full"]["result"] == "ok"
+
+
+def test_integrity_check_playbook_on_a_damaged_database_fails_naming_the_runbook(env, tool_double,
+                                                                                 collections_tree, tmp_path,
+                                                                                 corrupt_database):
+    corrupt_database()
+    rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path)
+    assert rc == 2, out[-4000:]
+    assert "The quick check on localhost did not pass" in out and "integrity-check-failed.md" in out, out[-3000:]
+    assert "last_results" in out  # the status is shown before the play fails
+
+
+def test_integrity_check_playbook_while_locked_fails_naming_the_holder(env, tool_double, collections_tree, tmp_path):
+    assert env.call("lock", "acquire", "--owner", "migration", "--host", "ctl-9", "--play", "m.yml").rc == 0
+    rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path)
+    assert rc == 2, out[-4000:]
+    assert "maintenance lock held by migration@ctl-9" in out and "backups-stopped-or-disk-full.md" in out, out[-3000:]
