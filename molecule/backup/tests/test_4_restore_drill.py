@@ -65,8 +65,9 @@ def test_restore_drill(host):
     elapsed = time.time() - t0
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
     results = task_results(r.stdout, hostname)
-    restored = json.loads(results["Restore the backup (verify, lock, stop backend, swap, start, quick_check)"]["stdout"])
-    assert restored["ok"] is True and restored["restored"] == backup_path
+    # the moneytracker_db_restore module's result (the tool's answer as structured fields)
+    restored = results["Restore the backup (verify, lock, stop backend, swap, start, quick_check)"]
+    assert restored["changed"] is True and not restored.get("failed") and restored["restored"] == backup_path
     assert restored["quick_check"] == ["ok"]
     print(f"restore.yml took {elapsed:.1f} s")
 

@@ -179,3 +179,44 @@ def test_integrity_check_playbook_while_locked_fails_naming_the_holder(env, tool
     rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path)
     assert rc == 2, out[-4000:]
     assert "maintenance lock held by migration@ctl-9" in out and "backups-stopped-or-disk-full.md" in out, out[-3000:]
+
+
+# --------------------------------------------------------------------------- playbooks/restore.yml (up to the restore)
+
+
+def run_restore_playbook(env, tool_double, collections_tree, tmp_path, *extra):
+    return run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra, name="restore",
+                               tool_var="_restore_tool")
+
+
+def test_restore_playbook_with_a_file_that_is_no_backup_has_no_plan_and_changes_nothing(
+        env, tool_double, collections_tree, tmp_path, sha256):
+    before = sha256(env.db)
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", "backup=/etc/hostname",
+                                   "-e", "confirm=yes")
+    assert rc != 0
+    assert "No restore plan on localhost" in out and "not a backup file" in out and "Nothing was changed" in out, \
+        out[-3000:]
+    assert sha256(env.db) == before
+
+
+def test_restore_playbook_shows_the_plan_and_refuses_without_confirmation(env, tool_double, collections_tree,
+                                                                          tmp_path, sha256):
+    env.write_config(stop_command=["true"], start_command=["true"])  # test doubles: never called here
+    assert env.call("backup", "--json").rc == 0
+    backup = env.call("status", "--json").data["newest_backup"]["path"]
+    before = sha256(env.db)
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", f"backup={backup}")
+    assert rc != 0
+    assert "Show what will happen" in out and backup in out, out[-3000:]
+    assert "Restore not confirmed: nothing was changed" in out, out[-3000:]
+    assert sha256(env.db) == before and not (env.state / "maintenance.lock").exists()
+
+
+def test_restore_playbook_refuses_before_asking_while_the_lock_is_held(env, tool_double, collections_tree, tmp_path):
+    assert env.call("backup", "--json").rc == 0
+    assert env.call("lock", "acquire", "--owner", "migration", "--host", "ctl-9", "--play", "m.yml").rc == 0
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", "confirm=yes")
+    assert rc != 0
+    assert "No restore plan on localhost" in out and "migration@ctl-9" in out and "Nothing was changed" in out, \
+        out[-3000:]
