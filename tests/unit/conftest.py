@@ -82,6 +82,34 @@ def make_db(path, accounts: int = 20, transactions: int = 500, wal: bool = True,
     return path
 
 
+def damage_database(path, table: str = "transactions") -> None:
+    """Overwrite the root page of a multi-level table b-tree with garbage: quick_check then fails."""
+    con = sqlite3.connect(path)
+    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(bytes([0xA5]) * page_size)
+
+
+# The preflight of one role in a local play (tests/unit/test_preflight_*.py).
+PREFLIGHT_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: moneytracker.deploy.{role}
+        tasks_from: preflight
+"""
+
+
+def flat(text):
+    """Whitespace runs as one space: the YAML result callback folds long messages over lines."""
+    return " ".join(text.split())
+
+
 def dump(path) -> list[str]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_db, sha256
+from conftest import damage_database, make_db, sha256
 
 WRITER = textwrap.dedent(
     """
@@ -199,18 +199,6 @@ def test_backup_filesystem_full(env, tmpfs):
     assert status["newest_backup"]["path"].startswith(str(env.backups))
 
 
-def damage(path: Path, table: str = "transactions") -> None:
-    """Overwrite the root page of a multi-level table b-tree with garbage."""
-    con = sqlite3.connect(path)
-    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
-    page_size = con.execute("PRAGMA page_size").fetchone()[0]
-    con.execute("PRAGMA journal_mode=DELETE")
-    con.close()
-    with open(path, "r+b") as fh:
-        fh.seek((root - 1) * page_size)
-        fh.write(bytes([0xA5]) * page_size)
-
-
 def test_corrupted_database_check_fails_backup_quarantined_prune_keeps_good(env, syslog):
     env.write_config(retention={"daily": 1, "weekly": 0, "monthly": 0})
     assert env.call("backup").rc == 0
@@ -221,7 +209,7 @@ def test_corrupted_database_check_fails_backup_quarantined_prune_keeps_good(env,
     (env.db.parent / "big.db").replace(env.db)
     for side in ("-wal", "-shm"):
         Path(str(env.db) + side).unlink(missing_ok=True)
-    damage(env.db)
+    damage_database(env.db)
 
     r = env.run("check", "--quick")
     assert r.rc == 1

@@ -20,28 +20,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PREFLIGHT_PLAY, flat
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = secrets.token_urlsafe(48)
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: moneytracker.deploy.{role}
-        tasks_from: preflight
-"""
-
-
-def flat(text):
-    """Whitespace runs as one space: the YAML result callback folds long messages over lines."""
-    return " ".join(text.split())
 
 
 def run(tmp_path, role, *extra):
     """ansible-playbook with each extra as `-e key=value` (strings, as typed on a command line)."""
     play = tmp_path / f"preflight-{role}.yml"
-    play.write_text(PLAY.format(role=role))
+    play.write_text(PREFLIGHT_PLAY.format(role=role))
     args = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(play),
             "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"]
     if role == "app":

@@ -21,28 +21,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import PREFLIGHT_PLAY, flat
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_VAULT = ROOT / "inventories/production/group_vars/moneytracker/vault.yml.example"
 GOOD_SECRET = secrets.token_urlsafe(48)
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: moneytracker.deploy.{role}
-        tasks_from: preflight
-"""
-
-
-def flat(text):
-    """Whitespace runs as one space: the YAML result callback folds long messages over lines."""
-    return " ".join(text.split())
 
 
 def run_preflight(tmp_path, role, extra_vars):
     play = tmp_path / "preflight.yml"
-    play.write_text(PLAY.format(role=role))
+    play.write_text(PREFLIGHT_PLAY.format(role=role))
     # Extra vars from a JSON file: values with line breaks or quotes arrive exactly as written.
     variables = tmp_path / "vars.json"
     variables.write_text(json.dumps(extra_vars))

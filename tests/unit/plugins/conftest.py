@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import damage_database  # tests/unit/conftest.py, shared with the tool's tests
 
 ROOT = Path(__file__).resolve().parents[3]
 TOOL_SOURCE = ROOT / "roles" / "sqlite_maintenance" / "files" / "moneytracker_db.py"
@@ -117,19 +118,6 @@ def file_sha256(path) -> str:
 @pytest.fixture
 def sha256():
     return file_sha256
-
-
-def damage_database(path: Path, table: str = "transactions") -> None:
-    """Overwrite the root page of a multi-level table b-tree with garbage (as
-    tests/unit/test_moneytracker_db_backup.py does): quick_check then fails."""
-    con = sqlite3.connect(path)
-    root = con.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
-    page_size = con.execute("PRAGMA page_size").fetchone()[0]
-    con.execute("PRAGMA journal_mode=DELETE")
-    con.close()
-    with open(path, "r+b") as fh:
-        fh.seek((root - 1) * page_size)
-        fh.write(bytes([0xA5]) * page_size)
 
 
 @pytest.fixture
