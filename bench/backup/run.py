@@ -51,7 +51,7 @@ import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOL = os.path.join(REPO, "roles", "sqlite_maintenance", "files", "moneytracker_db.py")
+TOOL = os.path.join(REPO, "roles", "moneytracker_db", "files", "moneytracker_db.py")
 MiB = 1 << 20
 
 CATEGORIES = ["groceries", "rent", "salary", "utilities", "transport", "restaurants", "health",

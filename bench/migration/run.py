@@ -78,7 +78,7 @@ PROJECT_DIR = "/opt/moneytracker"  # app_project_dir's default
 VOLUME = "moneytracker_data"       # the app role's fixed data volume name
 DB_NAME = "moneytracker.db"
 DATA_IN_CONTAINER = "/data"        # dirname of _app_database_path_in_container: the play's SQLITE_TMPDIR
-JOURNALS = "/var/lib/moneytracker-db/migrations"  # sqlite_maintenance_state_dir's default + migrations
+JOURNALS = "/var/lib/moneytracker-db/migrations"  # moneytracker_db_state_dir's default + migrations
 BENCH_DIR = "/var/lib/docker/mt-bench"  # on the test host, same file system as the data volume
 
 

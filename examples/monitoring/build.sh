@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the images the monitoring tests deploy with the cadvisor role (no registry needed):
+# Build the images the monitoring tests deploy with the monitoring role (no registry needed):
 #   moneytracker-test/cadvisor-standin:1.0   TEST DOUBLE for cAdvisor (python3 http server; see its Dockerfile)
 #   moneytracker-test/prometheus:debian13    Prometheus from Debian 13's package (real, not the default pin)
 #   moneytracker-test/node-exporter:debian13 node_exporter from Debian 13's package (real, not the default pin)
@@ -9,7 +9,7 @@
 #   --local-base  build on moneytracker-local/debian:trixie (made by scripts/build-images.sh base)
 #                 instead of the public debian:trixie-slim: for machines with no registry.
 #   --save DIR    also write one `docker save` tarball per image (DIR/moneytracker-test-cadvisor-standin-1.0.tar
-#                 ...), rewritten only when the image ID changed: the cadvisor role's archive source.
+#                 ...), rewritten only when the image ID changed: the monitoring role's archive source.
 #   --no-cache    rebuild every image without Docker's layer cache (what a clean machine does).
 #
 # Env: DEBIAN_IMAGE (base image; default debian:trixie-slim).

@@ -18,6 +18,6 @@ options:
   config:
     description:
       - Configuration file of the tool, passed as C(--config). Default is the tool's
-        (C(/etc/moneytracker/db.json), or C($MONEYTRACKER_DB_CONFIG)).
+        (C(/etc/moneytracker-db/config.json), or C($MONEYTRACKER_DB_CONFIG)).
     type: path
 '''

@@ -161,7 +161,7 @@ class MoneytrackerDbClient(object):
     def check_tool(self):
         if not os.path.isfile(self.tool) or not os.access(self.tool, os.X_OK):
             self.module.fail_json(
-                msg='the host tool {0} is missing or not executable: apply the sqlite_maintenance role first '
+                msg='the host tool {0} is missing or not executable: apply the moneytracker_db role first '
                     '(or set the tool option)'.format(self.tool), rc=None)
 
     def argv(self, args):

@@ -73,7 +73,7 @@ attributes:
 notes:
   - Cron keeps calling C(moneytracker-db backup) itself; this module is for plays (for example the
     backup before a migration, under the play's lock).
-  - Requires the C(moneytracker-db) tool on the managed host (the C(sqlite_maintenance) role
+  - Requires the C(moneytracker-db) tool on the managed host (the C(moneytracker_db) role
     installs it); Python 3.11 or later there.
 seealso:
   - name: moneytracker-db backup
@@ -102,7 +102,7 @@ EXAMPLES = r'''
 - name: First deploy, the database may not exist yet
   moneytracker.deploy.moneytracker_db_backup:
     allow_missing: true
-    config: /etc/moneytracker/db.json
+    config: /etc/moneytracker-db/config.json
 '''
 
 RETURN = r'''

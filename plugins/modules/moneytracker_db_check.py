@@ -62,7 +62,7 @@ attributes:
 notes:
   - Cron keeps calling C(moneytracker-db check) itself; this module is for plays and runbooks
     run through Ansible.
-  - Requires the C(moneytracker-db) tool on the managed host (the C(sqlite_maintenance) role
+  - Requires the C(moneytracker-db) tool on the managed host (the C(moneytracker_db) role
     installs it); Python 3.11 or later there.
 seealso:
   - name: moneytracker-db check

@@ -48,7 +48,7 @@ attributes:
     support: none
     description: No diff.
 notes:
-  - Requires the C(moneytracker-db) tool on the managed host (the C(sqlite_maintenance) role
+  - Requires the C(moneytracker-db) tool on the managed host (the C(moneytracker_db) role
     installs it); Python 3.11 or later there.
 seealso:
   - name: moneytracker-db status, list, compare

@@ -110,7 +110,7 @@ notes:
     take a token are C(no_log), so a token passed back in is masked in every result.
   - The token travels to the tool on its command line, which other local users of the managed
     host can read in the process list while the short tool process runs.
-  - Requires the C(moneytracker-db) tool on the managed host (the C(sqlite_maintenance) role
+  - Requires the C(moneytracker-db) tool on the managed host (the C(moneytracker_db) role
     installs it); Python 3.11 or later there.
 seealso:
   - name: The moneytracker-db host tool

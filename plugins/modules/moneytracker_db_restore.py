@@ -82,7 +82,7 @@ notes:
     was replaced, also C(changed).
   - See the runbook docs/runbooks for when to restore, and the info module's O(moneytracker.deploy.moneytracker_db_info#module:compare)
     option for the writes a restore would lose.
-  - Requires the C(moneytracker-db) tool on the managed host (the C(sqlite_maintenance) role
+  - Requires the C(moneytracker-db) tool on the managed host (the C(moneytracker_db) role
     installs it); Python 3.11 or later there.
 seealso:
   - name: moneytracker-db restore

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Unit tests of the cadvisor role's Prometheus alert rules: renders the rules from the role's
-# template (roles/cadvisor/templates/alert-rules.yml.j2) with the role's defaults, checks them
+# Unit tests of the monitoring role's Prometheus alert rules: renders the rules from the role's
+# template (roles/monitoring/templates/alert-rules.yml.j2) with the role's defaults, checks them
 # with `promtool check rules` (with and without the database group), then runs every
 # tests/prometheus/*.test.yml with `promtool test rules` (fire and not-fire cases).
 #
@@ -37,17 +37,17 @@ render() {  # DEST EXTRA-VARS...: the rules as the role writes them, from its de
   local dest="$1"; shift
   ansible localhost -i localhost, -c local \
     -e "ansible_python_interpreter=$(command -v python3)" \
-    -e "@$ROOT/roles/cadvisor/defaults/main.yml" -e "@$ROOT/roles/cadvisor/vars/main.yml" "$@" \
+    -e "@$ROOT/roles/monitoring/defaults/main.yml" -e "@$ROOT/roles/monitoring/vars/main.yml" "$@" \
     -m ansible.builtin.template \
-    -a "src=$ROOT/roles/cadvisor/templates/alert-rules.yml.j2 dest=$dest mode=0644" >"$work/render.log" 2>&1 \
+    -a "src=$ROOT/roles/monitoring/templates/alert-rules.yml.j2 dest=$dest mode=0644" >"$work/render.log" 2>&1 \
     || { cat "$work/render.log" >&2; die "could not render the rules"; }
 }
 
 render "$work/alert-rules.yml"
-render "$work/alert-rules-no-textfile.yml" -e cadvisor_prometheus_textfile_dir=
+render "$work/alert-rules-no-textfile.yml" -e monitoring_prometheus_textfile_dir=
 "${promtool[@]}" check rules "$work/alert-rules.yml" "$work/alert-rules-no-textfile.yml"
 if grep -q 'moneytracker-db' "$work/alert-rules-no-textfile.yml"; then
-  die "the database alerts are there although cadvisor_prometheus_textfile_dir is empty"
+  die "the database alerts are there although monitoring_prometheus_textfile_dir is empty"
 fi
 
 cp "$HERE"/*.test.yml "$work/"

@@ -1,6 +1,6 @@
 """Fixtures for the moneytracker-db host tool tests (tests/unit/test_moneytracker_db*.py).
 
-The tool is one file, roles/sqlite_maintenance/files/moneytracker_db.py. Tests load it with
+The tool is one file, roles/moneytracker_db/files/moneytracker_db.py. Tests load it with
 importlib (for its pure functions and for in-process calls of main()) and also run it as a
 subprocess, the way cron and Ansible run it. Everything uses real SQLite files under tmp_path.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL_PATH = ROOT / "roles" / "sqlite_maintenance" / "files" / "moneytracker_db.py"
+TOOL_PATH = ROOT / "roles" / "moneytracker_db" / "files" / "moneytracker_db.py"
 
 
 def _load_tool():

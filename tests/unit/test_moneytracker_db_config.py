@@ -1,4 +1,4 @@
-"""`moneytracker-db config`: the role validates a new /etc/moneytracker/db.json with it before the
+"""`moneytracker-db config`: the role validates a new /etc/moneytracker-db/config.json with it before the
 file replaces the old one (ansible.builtin.copy validate=). A valid file exits 0 and shows the
 effective configuration; a bad one exits 2 naming the key, and touches nothing on disk."""
 

@@ -5,7 +5,7 @@ gives them: `-e key=value` (every value a string then). Found misleading before:
 
 - a port published twice reported "app_http_bind must be an IP address (got '0.0.0.0')" first;
 - "Out of range:" listed 15 variables instead of the one that failed;
-- any sqlite_maintenance_* number given as `-e key=value` (even a valid one) crashed the
+- any moneytracker_db_* number given as `-e key=value` (even a valid one) crashed the
   preflight with "'>=' not supported between instances of '_AnsibleTaggedStr' and 'int'";
 - a misspelt variable with a role's prefix (app_backend_mem_limt) was silently ignored.
 
@@ -58,10 +58,10 @@ def refused(tmp_path, role, *extra):
 
 
 # ---- numbers given as -e key=value -------------------------------------------------------------
-def test_sqlite_maintenance_numbers_as_strings_pass(tmp_path):
-    rc, out = run(tmp_path, "sqlite_maintenance", "sqlite_maintenance_retention_daily=3",
-                  "sqlite_maintenance_retention_weekly=0", "sqlite_maintenance_lock_ttl_seconds=120",
-                  "sqlite_maintenance_busy_timeout_ms=0")
+def test_moneytracker_db_numbers_as_strings_pass(tmp_path):
+    rc, out = run(tmp_path, "moneytracker_db", "moneytracker_db_retention_daily=3",
+                  "moneytracker_db_retention_weekly=0", "moneytracker_db_lock_ttl_seconds=120",
+                  "moneytracker_db_busy_timeout_ms=0")
     assert rc == 0, out
     assert "not supported between" not in out, out
 
@@ -69,34 +69,34 @@ def test_sqlite_maintenance_numbers_as_strings_pass(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("sqlite_maintenance_lock_ttl_seconds=30",
-         "sqlite_maintenance_lock_ttl_seconds must be an integer >= 60 (got '30')"),
-        ("sqlite_maintenance_busy_timeout_ms=-5",
-         "sqlite_maintenance_busy_timeout_ms must be an integer >= 0 (got '-5')"),
-        ("sqlite_maintenance_retention_weekly=-1",
-         "sqlite_maintenance_retention_weekly must be an integer >= 0 (got '-1')"),
+        ("moneytracker_db_lock_ttl_seconds=30",
+         "moneytracker_db_lock_ttl_seconds must be an integer >= 60 (got '30')"),
+        ("moneytracker_db_busy_timeout_ms=-5",
+         "moneytracker_db_busy_timeout_ms must be an integer >= 0 (got '-5')"),
+        ("moneytracker_db_retention_weekly=-1",
+         "moneytracker_db_retention_weekly must be an integer >= 0 (got '-1')"),
     ],
 )
-def test_sqlite_maintenance_number_names_only_the_variable(tmp_path, extra, expected):
-    msg = refused(tmp_path, "sqlite_maintenance", extra)
+def test_moneytracker_db_number_names_only_the_variable(tmp_path, extra, expected):
+    msg = refused(tmp_path, "moneytracker_db", extra)
     assert expected in msg, msg
     name = extra.split("=", 1)[0]
-    others = {"sqlite_maintenance_retention_daily", "sqlite_maintenance_retention_weekly",
-              "sqlite_maintenance_retention_monthly", "sqlite_maintenance_lock_ttl_seconds",
-              "sqlite_maintenance_busy_timeout_ms"} - {name}
+    others = {"moneytracker_db_retention_daily", "moneytracker_db_retention_weekly",
+              "moneytracker_db_retention_monthly", "moneytracker_db_lock_ttl_seconds",
+              "moneytracker_db_busy_timeout_ms"} - {name}
     assert not [o for o in others if o in msg], msg
 
 
-def test_sqlite_maintenance_non_number_names_the_variable(tmp_path):
-    rc, out = run(tmp_path, "sqlite_maintenance", "sqlite_maintenance_retention_daily=x")
+def test_moneytracker_db_non_number_names_the_variable(tmp_path):
+    rc, out = run(tmp_path, "moneytracker_db", "moneytracker_db_retention_daily=x")
     assert rc != 0, out
-    assert "sqlite_maintenance_retention_daily" in failure(out), out
+    assert "moneytracker_db_retention_daily" in failure(out), out
     assert "not supported between" not in out, out
 
 
-def test_sqlite_maintenance_retention_all_zero(tmp_path):
-    msg = refused(tmp_path, "sqlite_maintenance", "sqlite_maintenance_retention_daily=0",
-                  "sqlite_maintenance_retention_weekly=0", "sqlite_maintenance_retention_monthly=0")
+def test_moneytracker_db_retention_all_zero(tmp_path):
+    msg = refused(tmp_path, "moneytracker_db", "moneytracker_db_retention_daily=0",
+                  "moneytracker_db_retention_weekly=0", "moneytracker_db_retention_monthly=0")
     assert "must together be >= 1" in msg and "(got 0, 0, 0)" in msg, msg
     assert "lock_ttl" not in msg and "busy_timeout" not in msg, msg
 
@@ -140,15 +140,15 @@ def test_app_empty_command_names_it(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("cadvisor_pids_limit=8", "cadvisor_pids_limit must be an integer >= 32 (got '8')"),
-        ("cadvisor_log_max_size=big", "cadvisor_log_max_size must be a size like 10m"),
-        ("cadvisor_healthcheck_interval=30", "cadvisor_healthcheck_interval must be a duration"),
-        ("cadvisor_prometheus_restart_alert_count=0",
-         "cadvisor_prometheus_restart_alert_count must be an integer >= 1 (got '0')"),
+        ("monitoring_cadvisor_pids_limit=8", "monitoring_cadvisor_pids_limit must be an integer >= 32 (got '8')"),
+        ("monitoring_log_max_size=big", "monitoring_log_max_size must be a size like 10m"),
+        ("monitoring_healthcheck_interval=30", "monitoring_healthcheck_interval must be a duration"),
+        ("monitoring_prometheus_restart_alert_count=0",
+         "monitoring_prometheus_restart_alert_count must be an integer >= 1 (got '0')"),
     ],
 )
-def test_cadvisor_range_names_only_the_variable(tmp_path, extra, expected):
-    msg = refused(tmp_path, "cadvisor", extra)
+def test_monitoring_range_names_only_the_variable(tmp_path, extra, expected):
+    msg = refused(tmp_path, "monitoring", extra)
     assert expected in msg, msg
     assert "Out of range" not in msg, msg
 
@@ -161,10 +161,17 @@ def test_docker_log_rotation_names_only_the_variable(tmp_path):
 
 # ---- ports ----------------------------------------------------------------------------------------
 def test_port_published_twice_names_the_port_and_both_variables(tmp_path):
-    msg = refused(tmp_path, "app", "app_http_port=8081")  # cadvisor_port's default
+    # The monitoring role checks its ports against the app's, which it reads from the app role's
+    # facts entry point (no copied defaults of the app's variables).
+    msg = refused(tmp_path, "monitoring", "app_http_port=8081")  # monitoring_cadvisor_port's default
     assert "app_http_bind" not in msg, msg
-    assert "port 8081 is published by both app_http_port and cadvisor_port" in msg, msg
+    assert "port 8081 is published by both monitoring_cadvisor_port and app_http_port" in msg, msg
     assert "no port may be used by two services" in msg, msg
+
+
+def test_app_ports_published_twice_within_the_app(tmp_path):
+    msg = refused(tmp_path, "app", "app_http_port=9000", "app_backend_debug_port=9000")
+    assert "port 9000 is published by both app_http_port and app_backend_debug_port" in msg, msg
 
 
 def test_valid_bind_address_is_not_reported(tmp_path):
@@ -209,8 +216,8 @@ def test_port_taken_on_another_address_passes(tmp_path, taken_port):
     ("role", "typo", "known"),
     [
         ("app", "app_backend_mem_limt", "app_backend_mem_limit"),
-        ("sqlite_maintenance", "sqlite_maintenance_retention_dayly", "sqlite_maintenance_retention_daily"),
-        ("cadvisor", "cadvisor_prot", "cadvisor_port"),
+        ("moneytracker_db", "moneytracker_db_retention_dayly", "moneytracker_db_retention_daily"),
+        ("monitoring", "monitoring_cadvisor_prot", "monitoring_cadvisor_port"),
         ("docker", "docker_log_max_files", "docker_log_max_file"),
     ],
 )
@@ -227,16 +234,16 @@ def test_unknown_variable_without_a_close_name(tmp_path):
 
 
 def test_known_variables_of_other_roles_are_not_reported(tmp_path):
-    # the app role reads cadvisor_port; the sqlite_maintenance role has names starting with app
-    rc, out = run(tmp_path, "app", "cadvisor_port=8082", "sqlite_maintenance_app_project_dir=/opt/x")
+    # the app role reads monitoring_cadvisor_port; the moneytracker_db role has names starting with app
+    rc, out = run(tmp_path, "app", "monitoring_cadvisor_port=8082", "moneytracker_db_app_project_dir=/opt/x")
     assert rc == 0, out
 
 
 # ---- rules across fields name the ones involved -------------------------------------------------
 def test_backup_and_state_dir_the_same(tmp_path):
-    msg = refused(tmp_path, "sqlite_maintenance", "sqlite_maintenance_backup_dir=/srv/mt",
-                  "sqlite_maintenance_state_dir=/srv/mt/")
-    assert "sqlite_maintenance_backup_dir and sqlite_maintenance_state_dir must differ (both are '/srv/mt')" in msg
+    msg = refused(tmp_path, "moneytracker_db", "moneytracker_db_backup_dir=/srv/mt",
+                  "moneytracker_db_state_dir=/srv/mt/")
+    assert "moneytracker_db_backup_dir and moneytracker_db_state_dir must differ (both are '/srv/mt')" in msg
     assert "offsite" not in msg, msg
 
 
@@ -244,3 +251,20 @@ def test_registry_login_incomplete(tmp_path):
     msg = refused(tmp_path, "app", "app_registry_url=registry.example.com", "app_registry_username=ci")
     assert "(app_registry_password is empty)" in msg, msg
     assert "app_image_archive_dir" not in msg, msg
+
+
+@pytest.mark.parametrize(
+    "role, extra, expected",
+    [
+        ("monitoring", "cadvisor_port=8082", "cadvisor_port was renamed monitoring_cadvisor_port"),
+        ("monitoring", "cadvisor_prometheus_enabled=true",
+         "cadvisor_prometheus_enabled was renamed monitoring_prometheus_enabled"),
+        ("moneytracker_db", "sqlite_maintenance_retention_daily=3",
+         "sqlite_maintenance_retention_daily was renamed moneytracker_db_retention_daily"),
+    ],
+)
+def test_a_variable_with_its_0_1_name_is_refused_naming_the_new_one(tmp_path, role, extra, expected):
+    # An inventory written for 0.1 must not deploy with the new defaults silently.
+    msg = refused(tmp_path, role, extra)
+    assert expected in msg, msg
+    assert "porting notes" in msg, msg

@@ -1,4 +1,4 @@
-"""Security checks of the app and sqlite_maintenance preflights, run for real against the
+"""Security checks of the app and moneytracker_db preflights, run for real against the
 controller (connection=local), like test_docker_preflight.py.
 
 - app_secret_key: a value published in this repository (the example vault's placeholder, any
@@ -6,7 +6,7 @@ controller (connection=local), like test_docker_preflight.py.
   example value that is not in the role's list (roles/app/vars/main.yml) fails here.
 - app_backend_env: only plain environment variable names (each becomes a YAML key in the compose
   file), none the role sets itself.
-- sqlite_maintenance_cron_mailto: an address or empty; a line break would add cron lines.
+- moneytracker_db_cron_mailto: an address or empty; a line break would add cron lines.
 
 The preflight entry points only read: these runs change nothing. That nothing changes on a real
 host with bad input is proven by the Molecule scenario `default` (test_bad_input.py).
@@ -147,7 +147,7 @@ def test_backend_env_name_is_refused_naming_the_variable(tmp_path, name):
     assert "changed=0" in out, out
 
 
-# ---- sqlite_maintenance_cron_mailto: an address or nothing --------------------------------------
+# ---- moneytracker_db_cron_mailto: an address or nothing --------------------------------------
 @pytest.mark.parametrize(
     "mailto",
     ["ops@example.com\n* * * * * root touch /tmp/pwned", "ops@example.com\r* * * * * root id",
@@ -155,13 +155,13 @@ def test_backend_env_name_is_refused_naming_the_variable(tmp_path, name):
      "ops@", "ops@@example.com", "ops@example.com\n"],
 )
 def test_cron_mailto_is_refused_naming_the_variable(tmp_path, mailto):
-    rc, out = run_preflight(tmp_path, "sqlite_maintenance", {"sqlite_maintenance_cron_mailto": mailto})
+    rc, out = run_preflight(tmp_path, "moneytracker_db", {"moneytracker_db_cron_mailto": mailto})
     assert rc != 0, out
-    assert "sqlite_maintenance_cron_mailto must be" in flat(out), out
+    assert "moneytracker_db_cron_mailto must be" in flat(out), out
     assert "changed=0" in out, out
 
 
 @pytest.mark.parametrize("mailto", ["", "ops@example.com", "first.last+backups@mail.example.org", "root"])
 def test_cron_mailto_accepts_an_address_or_nothing(tmp_path, mailto):
-    rc, out = run_preflight(tmp_path, "sqlite_maintenance", {"sqlite_maintenance_cron_mailto": mailto})
+    rc, out = run_preflight(tmp_path, "moneytracker_db", {"moneytracker_db_cron_mailto": mailto})
     assert rc == 0, out

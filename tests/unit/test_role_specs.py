@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.parent.parent for p in ROOT.glob("roles/*/meta/argument_specs.yml"))
 # Prefix per role where the role name is not the prefix itself.
-PREFIX = {"sqlite_maintenance": "sqlite_maintenance_"}
+PREFIX = {"moneytracker_db": "moneytracker_db_"}
 
 
 def _load(path):

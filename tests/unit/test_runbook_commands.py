@@ -120,7 +120,7 @@ not run # exit 9
 ```
 ### 2. Second
    ```sh on-controller
-   ansible-playbook -i inventories/<site> playbooks/unlock.yml -e confirm=yes   # exit 2 when refused
+   ansible-playbook -i inventories/<site> playbooks/unlock.yml -e unlock_confirm=yes   # exit 2 when refused
    for f in /a/*; do \\
      echo "$f"; done
    ```
@@ -138,7 +138,7 @@ def test_parser_reads_blocks_comments_exit_codes_and_continuations():
     assert cmds[2].placeholders == ["<backup>"] and cmds[2].line == 9
     assert cmds[3].expect == {2}
     assert cmds[3].substituted({"<site>": "/tmp/inv.yml"}) == \
-        "ansible-playbook -i /tmp/inv.yml playbooks/unlock.yml -e confirm=yes"
+        "ansible-playbook -i /tmp/inv.yml playbooks/unlock.yml -e unlock_confirm=yes"
     assert cmds[4].text == 'for f in /a/*; do \\\n  echo "$f"; done' and cmds[4].line == 17
 
 

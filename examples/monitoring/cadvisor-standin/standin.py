@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TEST DOUBLE for cAdvisor (moneytracker-test/cadvisor-standin). It is not cAdvisor.
 
-What it does, so the deploy of the cadvisor role can be tested where no registry is reachable:
+What it does, so the deploy of the monitoring role can be tested where no registry is reachable:
 - parses its command line the way cAdvisor's Go flag package does (-name=value / --name=value,
   bare booleans) and exits 2 on a flag name that cAdvisor's --help does not list, on a metric kind
   that --enable_metrics/--disable_metrics do not accept, or on a malformed duration, boolean or

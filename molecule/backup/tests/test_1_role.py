@@ -1,4 +1,4 @@
-"""What the sqlite_maintenance role leaves on the host: the tool and its wrapper, the config it
+"""What the moneytracker_db role leaves on the host: the tool and its wrapper, the config it
 templated, the directories and their modes, the packages, and the cron file with the schedules
 molecule.yml sets (non-default ones, so this proves the variables reach the file)."""
 import json
@@ -8,16 +8,16 @@ from pathlib import Path
 from conftest import BACKUP_DIR, CRON_FILE, STATE_DIR, TOOL, scenario_group_vars
 
 DEFAULT_SCHEDULES = {
-    "sqlite_maintenance_backup_schedule": "15 2 * * *",
-    "sqlite_maintenance_prune_schedule": "45 2 * * *",
-    "sqlite_maintenance_check_quick_schedule": "30 3 * * *",
-    "sqlite_maintenance_check_full_schedule": "0 4 * * 0",
+    "moneytracker_db_backup_schedule": "15 2 * * *",
+    "moneytracker_db_prune_schedule": "45 2 * * *",
+    "moneytracker_db_check_quick_schedule": "30 3 * * *",
+    "moneytracker_db_check_full_schedule": "0 4 * * 0",
 }
 JOB_OF = {
-    "sqlite_maintenance_backup_schedule": "moneytracker-db-cron backup",
-    "sqlite_maintenance_prune_schedule": "moneytracker-db-cron prune",
-    "sqlite_maintenance_check_quick_schedule": "moneytracker-db-cron check --quick",
-    "sqlite_maintenance_check_full_schedule": "moneytracker-db-cron check --full",
+    "moneytracker_db_backup_schedule": "moneytracker-db-cron backup",
+    "moneytracker_db_prune_schedule": "moneytracker-db-cron prune",
+    "moneytracker_db_check_quick_schedule": "moneytracker-db-cron check --quick",
+    "moneytracker_db_check_full_schedule": "moneytracker-db-cron check --full",
 }
 
 
@@ -45,12 +45,12 @@ def test_backup_and_state_dirs_are_0700_root(host):
 
 
 def test_config_is_what_the_variables_say(host):
-    f = host.file("/etc/moneytracker/db.json")
+    f = host.file("/etc/moneytracker-db/config.json")
     assert f.user == "root" and f.mode == 0o644
     cfg = json.loads(f.content_string)
     assert cfg["volume"] == "moneytracker_data" and cfg["database_name"] == "moneytracker.db"
     assert cfg["backup_dir"] == BACKUP_DIR and cfg["state_dir"] == STATE_DIR
-    assert cfg["retention"] == {"daily": scenario_group_vars()["sqlite_maintenance_retention_daily"],
+    assert cfg["retention"] == {"daily": scenario_group_vars()["moneytracker_db_retention_daily"],
                                 "weekly": 4, "monthly": 6}
     assert cfg["stop_command"] == ["docker", "compose", "--project-directory", "/opt/moneytracker", "stop", "backend"]
     assert cfg["start_command"] == ["docker", "compose", "--project-directory", "/opt/moneytracker", "start", "backend"]
@@ -87,7 +87,7 @@ def test_cron_never_mails(cron):
 def test_no_secret_in_cron_or_config(host):
     secret = (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "app_secret_key").read_text().strip()
     assert len(secret) >= 32
-    for path in (CRON_FILE, "/etc/moneytracker/db.json", "/usr/local/sbin/moneytracker-db-cron"):
+    for path in (CRON_FILE, "/etc/moneytracker-db/config.json", "/usr/local/sbin/moneytracker-db-cron"):
         assert secret not in host.file(path).content_string, path
 
 

@@ -3,7 +3,7 @@ playbooks run from the controller against Molecule's inventory, as an operator w
 
   create an account and transactions -> backup.yml (returns the manifest) -> a transaction and
   an account written after the backup -> restore.yml without confirmation (refused, nothing
-  changes) -> restore.yml -e confirm=yes -> through the API the data is exactly what it was at
+  changes) -> restore.yml -e restore_confirm=yes -> through the API the data is exactly what it was at
   the backup and the later writes are gone from the live database (but kept in the files the
   restore moved aside)."""
 import json
@@ -33,7 +33,7 @@ def test_restore_drill(host):
     assert before["balance"] == {"account_id": account["id"], "balance_cents": 128001, "transactions": 3}
 
     # backup.yml returns the backup's manifest as a fact
-    r = run_playbook("backup", "-e", json.dumps({"label": "restore drill"}), callback="ansible.builtin.json")
+    r = run_playbook("backup", "-e", json.dumps({"backup_label": "restore drill"}), callback="ansible.builtin.json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     results = task_results(r.stdout, hostname)
     manifest = results["Return the manifest"]["ansible_facts"]["moneytracker_backup_manifest"]
@@ -50,9 +50,9 @@ def test_restore_drill(host):
     after = _snapshot(host, account["id"])
     assert after["balance"]["transactions"] == 4 and after["accounts"] != before["accounts"]
 
-    # a chosen backup without confirmation (stdin is not a terminal, no -e confirm=yes):
+    # a chosen backup without confirmation (stdin is not a terminal, no -e restore_confirm=yes):
     # the plan names it, then the play refuses
-    r = run_playbook("restore", "-e", f"backup={backup_path}")
+    r = run_playbook("restore", "-e", f"restore_backup={backup_path}")
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert "Restore not confirmed: nothing was changed" in out, out
@@ -61,7 +61,7 @@ def test_restore_drill(host):
 
     # confirmed: the newest verified backup (the one backup.yml took) comes back
     t0 = time.time()
-    r = run_playbook("restore", "-e", "confirm=yes", callback="ansible.builtin.json")
+    r = run_playbook("restore", "-e", "restore_confirm=yes", callback="ansible.builtin.json")
     elapsed = time.time() - t0
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
     results = task_results(r.stdout, hostname)

@@ -138,7 +138,7 @@ def test_unlock_after_a_killed_migration_settles_the_journal_and_says_so(host, b
         status = json.loads(host.check_output(f"{TOOL} migration status --json"))
         assert status["unfinished"] and status["lock"]["state"] == "held", status
         lock_id = status["lock"]["lock"]["id"]
-        rc, out = run("unlock", "confirm=yes")
+        rc, out = run("unlock", "unlock_confirm=yes")
         flat = " ".join(out.split())
         assert rc == 0, out[-4000:]
         assert f"id {lock_id}" in flat and "broken (it was held" in flat, flat[-3000:]

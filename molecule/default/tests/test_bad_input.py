@@ -30,8 +30,8 @@ CASES = [
      "app_secret_key is a value published in this collection"),
     ({"app_backend_env": {"X: 1\n    privileged": "true"}}, "app_backend_env names must match"),
     ({"app_backend_env": {"MONEYTRACKER_SECRET_KEY": "x" * 40}}, "MONEYTRACKER_SECRET_KEY*"),
-    ({"sqlite_maintenance_cron_mailto": "ops@example.com\n* * * * * root touch /tmp/injected"},
-     "sqlite_maintenance_cron_mailto"),
+    ({"moneytracker_db_cron_mailto": "ops@example.com\n* * * * * root touch /tmp/injected"},
+     "moneytracker_db_cron_mailto"),
 ]
 STATE = ("sha256sum /etc/docker/daemon.json /opt/moneytracker/compose.yaml /opt/moneytracker/secrets/secret_key"
          " /etc/cron.d/moneytracker-db; test ! -e /tmp/injected;"

@@ -1,6 +1,6 @@
 """What the deploy leaves listening on the host and installed besides the stack.
 
-The default scenario's converge is deploy.yml, whose sqlite_maintenance role installs cron. With
+The default scenario's converge is deploy.yml, whose moneytracker_db role installs cron. With
 its recommends, cron pulls in an MTA (exim4, listening on 127.0.0.1:25); the role installs it
 without them. The test host image has no cron and no MTA of its own (molecule/shared/testhost),
 so what is found here was installed by the deploy.

@@ -217,7 +217,7 @@ def test_stale_lock_is_reported_and_unlock_clears_it(host):
     assert "STALE" in out and "unlock.yml" in out and "crashed-operator" in out, out[-2500:]
     assert api(host, "GET", "/api/version")["release"] == "1.0.0"
 
-    rc, out = playbook("unlock", "confirm=yes")
+    rc, out = playbook("unlock", "unlock_confirm=yes")
     assert rc == 0, out[-2000:]
     assert "broken (it was stale, held by crashed-operator@ctl" in out, out[-2000:]
     assert lock_state(host)["state"] == "free"

@@ -270,7 +270,7 @@ def clear_a_stale_lock(host, expect_journal: bool, expect_page_left: bool):
     assert look.command.text == "moneytracker-db lock status"
     shown = by_text(results, "ansible-playbook -i inventories/<site> playbooks/unlock.yml", exact=True)  # nobody answers
     assert "left in place (not confirmed)" in shown.flat, shown.flat[-2500:]
-    confirmed = by_text(results, "unlock.yml -e confirm=yes")
+    confirmed = by_text(results, "unlock.yml -e unlock_confirm=yes")
     assert "broken (it was" in confirmed.flat, confirmed.flat[-2500:]
     if expect_journal:
         assert "Migration journal" in confirmed.flat and "previous release serves again" in confirmed.flat, \
@@ -279,7 +279,7 @@ def clear_a_stale_lock(host, expect_journal: bool, expect_page_left: bool):
         assert "no unfinished migration" in confirmed.flat
     page = bool(re.search(r"maintenance_page: (\|-? )?'?ON \(", confirmed.flat))
     assert page == expect_page_left, confirmed.flat[-2500:]
-    off = by_text(results, "maintenance_off=true")
+    off = by_text(results, "unlock_maintenance_off=true")
     assert ("turned off" in off.flat) == expect_page_left, off.flat[-2000:]
     assert "lock: BROKEN" in by_text(results, "journalctl").out
     return look, results
@@ -309,7 +309,7 @@ def test_clear_a_lock_and_page_left_by_a_controller_killed_in_a_rollback(host):
     killed_at("rollback", "Rollback | Keep the current compose file", 0.0, f"app_rollback_to={target['id']}")
     assert host.file(f"{PROJECT}/maintenance/on").exists
     rc, out = playbook("migrate", f"app_backend_image={V1}")  # the next run names what it found
-    assert rc != 0 and "held by a run that is gone" in out and "unlock.yml -e maintenance_off=true" in out, \
+    assert rc != 0 and "held by a run that is gone" in out and "unlock.yml -e unlock_maintenance_off=true" in out, \
         out[-2500:]
     look, _ = clear_a_stale_lock(host, expect_journal=False, expect_page_left=True)
     assert look.rc == 3, look.out

@@ -28,7 +28,7 @@ def scenario_group_vars() -> dict:
 
 
 def role_defaults() -> dict:
-    return yaml.safe_load((ROOT / "roles/cadvisor/defaults/main.yml").read_text())
+    return yaml.safe_load((ROOT / "roles/monitoring/defaults/main.yml").read_text())
 
 
 def setting(name: str):

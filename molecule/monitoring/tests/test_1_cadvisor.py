@@ -26,13 +26,13 @@ MOUNTS = {"/": "/rootfs", "/var/run": "/var/run", "/sys": "/sys", "/var/lib/dock
 
 
 def expected_flags() -> dict:
-    labels = ",".join(setting("cadvisor_whitelisted_container_labels"))
+    labels = ",".join(setting("monitoring_cadvisor_whitelisted_container_labels"))
     return {
         "port": "8080",
-        "housekeeping_interval": setting("cadvisor_housekeeping_interval"),
-        "max_housekeeping_interval": setting("cadvisor_max_housekeeping_interval"),
+        "housekeeping_interval": setting("monitoring_cadvisor_housekeeping_interval"),
+        "max_housekeeping_interval": setting("monitoring_cadvisor_max_housekeeping_interval"),
         "docker_only": "true",
-        "enable_metrics": ",".join(setting("cadvisor_enable_metrics")),
+        "enable_metrics": ",".join(setting("monitoring_cadvisor_enable_metrics")),
         "store_container_labels": "false",
         "whitelisted_container_labels": labels,
         "event_storage_event_limit": "default=0",
@@ -42,7 +42,7 @@ def expected_flags() -> dict:
 
 
 def test_runs_the_pinned_image_healthy(cadvisor):
-    assert cadvisor["Config"]["Image"] == setting("cadvisor_image")
+    assert cadvisor["Config"]["Image"] == setting("monitoring_cadvisor_image")
     assert cadvisor["State"]["Running"] is True
     assert cadvisor["State"]["Health"]["Status"] == "healthy"
     assert cadvisor["Config"]["Labels"]["com.docker.compose.project.working_dir"] == PROJECT_DIR
@@ -74,10 +74,10 @@ def test_flags_are_the_command_line(cadvisor):
 
 def test_limits_logs_and_restart_policy(cadvisor):
     hc = cadvisor["HostConfig"]
-    assert hc["Memory"] == mem_bytes(setting("cadvisor_mem_limit"))
+    assert hc["Memory"] == mem_bytes(setting("monitoring_cadvisor_mem_limit"))
     assert hc["MemorySwap"] == hc["Memory"], "no swap: memswap_limit = mem_limit"
-    assert hc["NanoCpus"] == int(float(setting("cadvisor_cpus")) * 1e9)
-    assert hc["PidsLimit"] == setting("cadvisor_pids_limit")
+    assert hc["NanoCpus"] == int(float(setting("monitoring_cadvisor_cpus")) * 1e9)
+    assert hc["PidsLimit"] == setting("monitoring_cadvisor_pids_limit")
     assert hc["RestartPolicy"]["Name"] == "unless-stopped"
     assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
     assert f"GOMEMLIMIT={int(hc['Memory'] * 0.8)}" in cadvisor["Config"]["Env"]
@@ -122,14 +122,14 @@ def test_container_sees_what_cadvisor_reads(standin_metrics):
 
 
 def test_kmsg_needs_cap_syslog_here(host):
-    """Why cadvisor_cap_add is [SYSLOG]: with kernel.dmesg_restrict=1 (Debian's default) a
+    """Why monitoring_cadvisor_cap_add is [SYSLOG]: with kernel.dmesg_restrict=1 (Debian's default) a
     container gets EPERM reading /dev/kmsg without it, so cAdvisor would log 'Could not configure
     a source for OOM detection' and never count an OOM kill."""
     if host.file("/proc/sys/kernel/dmesg_restrict").content_string.strip() != "1":
         pytest.skip("kernel.dmesg_restrict is 0 on this kernel: any container may read /dev/kmsg")
     probe = ("import os\ntry:\n os.close(os.open('/dev/kmsg', os.O_RDONLY | os.O_NONBLOCK)); print('readable')\n"
              "except OSError as e:\n print(e.strerror)")
-    image = setting("cadvisor_image")
+    image = setting("monitoring_cadvisor_image")
     cmd = f"docker run --rm --network none --device /dev/kmsg {{caps}} --entrypoint python3 {image} -c {shlex.quote(probe)}"
     assert host.check_output(cmd.format(caps="")).strip() == "Operation not permitted"
     assert host.check_output(cmd.format(caps="--cap-add SYSLOG")).strip() == "readable"

@@ -1,11 +1,11 @@
-"""Prometheus and node_exporter as the role runs them (cadvisor_prometheus_enabled: true).
+"""Prometheus and node_exporter as the role runs them (monitoring_prometheus_enabled: true).
 
 Real Prometheus 2.53 and node_exporter 1.9 (Debian 13's packages, built into local images; the
 role's default pins are upstream 3.13 / 1.9.1). Proves: both containers have their limits,
 read-only root filesystems, non-root user and health checks; only Prometheus is published, on
 127.0.0.1; every scrape target is up; the alert rules the role wrote are the ones loaded; and the
 whole path from the host tool's metrics file to an alert works: a file rendered by the
-sqlite_maintenance tool's own renderer (a failed check_quick, a 30-hour-old backup) is read by
+moneytracker_db tool's own renderer (a failed check_quick, a 30-hour-old backup) is read by
 node_exporter's textfile collector, keeps its `job` label through honor_labels, and fires
 MoneyTrackerIntegrityCheckFailed and puts MoneyTrackerBackupTooOld in pending (15m `for`).
 The stand-in cAdvisor's fixed sample (working set at 95% of its limit) puts
@@ -38,17 +38,17 @@ def node_exporter(host):
 
 def test_prometheus_container(prometheus):
     hc, cfg = prometheus["HostConfig"], prometheus["Config"]
-    assert cfg["Image"] == setting("cadvisor_prometheus_image")
+    assert cfg["Image"] == setting("monitoring_prometheus_image")
     assert prometheus["State"]["Health"]["Status"] == "healthy"
     assert cfg["User"] == "65534:65534" and hc["ReadonlyRootfs"] is True
     assert hc["CapDrop"] == ["ALL"] and hc["SecurityOpt"] == ["no-new-privileges:true"]
-    assert hc["Memory"] == hc["MemorySwap"] == mem_bytes(setting("cadvisor_prometheus_mem_limit"))
-    assert hc["NanoCpus"] == int(float(setting("cadvisor_prometheus_cpus")) * 1e9)
-    assert hc["PidsLimit"] == setting("cadvisor_prometheus_pids_limit")
+    assert hc["Memory"] == hc["MemorySwap"] == mem_bytes(setting("monitoring_prometheus_mem_limit"))
+    assert hc["NanoCpus"] == int(float(setting("monitoring_prometheus_cpus")) * 1e9)
+    assert hc["PidsLimit"] == setting("monitoring_prometheus_pids_limit")
     assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
     assert hc["PortBindings"] == {"9090/tcp": [{"HostIp": "127.0.0.1", "HostPort": "9090"}]}
-    assert f"--storage.tsdb.retention.time={setting('cadvisor_prometheus_retention_time')}" in cfg["Cmd"]
-    assert f"--storage.tsdb.retention.size={setting('cadvisor_prometheus_retention_size')}" in cfg["Cmd"]
+    assert f"--storage.tsdb.retention.time={setting('monitoring_prometheus_retention_time')}" in cfg["Cmd"]
+    assert f"--storage.tsdb.retention.size={setting('monitoring_prometheus_retention_size')}" in cfg["Cmd"]
     assert f"GOMEMLIMIT={int(hc['Memory'] * 0.8)}" in cfg["Env"]
     mounts = {m["Destination"]: m for m in prometheus["Mounts"]}
     assert mounts["/etc/prometheus"]["Source"] == f"{PROJECT_DIR}/prometheus" and not mounts["/etc/prometheus"]["RW"]
@@ -57,10 +57,10 @@ def test_prometheus_container(prometheus):
 
 def test_node_exporter_container(node_exporter):
     hc, cfg = node_exporter["HostConfig"], node_exporter["Config"]
-    assert cfg["Image"] == setting("cadvisor_node_exporter_image")
+    assert cfg["Image"] == setting("monitoring_node_exporter_image")
     assert node_exporter["State"]["Health"]["Status"] == "healthy"
     assert cfg["User"] == "65534:65534" and hc["ReadonlyRootfs"] is True and hc["CapDrop"] == ["ALL"]
-    assert hc["Memory"] == mem_bytes(setting("cadvisor_node_exporter_mem_limit"))
+    assert hc["Memory"] == mem_bytes(setting("monitoring_node_exporter_mem_limit"))
     assert not hc["PortBindings"], "node_exporter is scraped on the project network, not published"
     assert cfg["Cmd"] == ["--collector.disable-defaults", "--collector.vmstat", "--collector.textfile",
                           "--collector.textfile.directory=/textfile", "--web.listen-address=:9100"]
@@ -97,7 +97,7 @@ def test_the_rules_written_are_the_rules_loaded(host):
 
 
 def load_host_tool():
-    path = ROOT / "roles/sqlite_maintenance/files/moneytracker_db.py"
+    path = ROOT / "roles/moneytracker_db/files/moneytracker_db.py"
     spec = importlib.util.spec_from_file_location("moneytracker_db", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["moneytracker_db"] = module
@@ -175,7 +175,7 @@ def test_an_oom_kill_on_the_host_fires_host_oom_kill(host):
     name = "monitoring-oomtest"
     loop = 'while :; do sh -c "x=a; while :; do x=\\$x\\$x; done"; sleep 2; done'
     host.check_output(f"docker run -d --name {name} -m 32m --memory-swap 32m --entrypoint sh "
-                      f"{setting('cadvisor_image')} -c {shlex.quote(loop)}")
+                      f"{setting('monitoring_cadvisor_image')} -c {shlex.quote(loop)}")
     try:
         def firing():
             return alerts(host).get(("HostOomKill", "node")) == "firing"

@@ -1,4 +1,4 @@
-"""The cadvisor role with bad input on the converged host (cadvisor-only.yml): it fails at its
+"""The monitoring role with bad input on the converged host (monitoring-only.yml): it fails at its
 preflight, names the variable, and changes nothing (recap changed=0; the compose file, the
 Prometheus configuration and the running containers the same).
 
@@ -17,14 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from playbook_runs import run_side_by_side  # noqa: E402  pylint: disable=wrong-import-position
 
 CASES = [
-    ({"cadvisor_listen_address": "localhost"}, "cadvisor_listen_address must be an IP address"),
-    ({"cadvisor_listen_address": "0.0.0.0"}, "cadvisor_allow_unauthenticated_exposure"),
-    ({"cadvisor_housekeeping_interval": "10"}, "cadvisor_housekeeping_interval must be a duration"),
-    ({"cadvisor_max_housekeeping_interval": "5s"}, "cadvisor_max_housekeeping_interval (5s) must not be shorter"),
-    ({"cadvisor_port": 8080}, "no port may be used by two services"),
-    ({"cadvisor_enable_metrics": ["cpu", "gpu"]}, "cadvisor_enable_metrics may only name"),
-    ({"cadvisor_image": "ghcr.io/google/cadvisor:latest"}, "cadvisor_image must name an image pinned"),
-    ({"cadvisor_prometheus_retention_size": "1G"}, "cadvisor_prometheus_retention_size must be a size"),
+    ({"monitoring_cadvisor_listen_address": "localhost"}, "monitoring_cadvisor_listen_address must be an IP address"),
+    ({"monitoring_cadvisor_listen_address": "0.0.0.0"}, "monitoring_allow_unauthenticated_exposure"),
+    ({"monitoring_cadvisor_housekeeping_interval": "10"}, "monitoring_cadvisor_housekeeping_interval must be a duration"),
+    ({"monitoring_cadvisor_max_housekeeping_interval": "5s"}, "monitoring_cadvisor_max_housekeeping_interval (5s) must not be shorter"),
+    ({"monitoring_cadvisor_port": 8080}, "no port may be used by two services"),
+    ({"monitoring_cadvisor_enable_metrics": ["cpu", "gpu"]}, "monitoring_cadvisor_enable_metrics may only name"),
+    ({"monitoring_cadvisor_image": "ghcr.io/google/cadvisor:latest"}, "monitoring_cadvisor_image must name an image pinned"),
+    ({"monitoring_prometheus_retention_size": "1G"}, "monitoring_prometheus_retention_size must be a size"),
 ]
 STATE = (f"sha256sum {PROJECT_DIR}/compose.yaml {PROJECT_DIR}/prometheus/prometheus.yml"
          f" {PROJECT_DIR}/prometheus/rules/moneytracker.yml;"
@@ -34,7 +34,7 @@ STATE = (f"sha256sum {PROJECT_DIR}/compose.yaml {PROJECT_DIR}/prometheus/prometh
 @pytest.fixture(scope="module")
 def runs(host):
     before = host.check_output(STATE)
-    outs = run_side_by_side(str(Path(SCENARIO) / "cadvisor-only.yml"), [[json.dumps(extra)] for extra, _ in CASES])
+    outs = run_side_by_side(str(Path(SCENARIO) / "monitoring-only.yml"), [[json.dumps(extra)] for extra, _ in CASES])
     results = {needle: out for (_, needle), out in zip(CASES, outs)}
     return before, host.check_output(STATE), results
 
@@ -46,7 +46,7 @@ def test_bad_input_fails_at_preflight_naming_it(runs, needle):
     assert rc != 0, out
     assert needle in out, out[-3000:]
     assert "changed=0" in out and "failed=1" in out, out[-3000:]
-    assert "moneytracker.deploy.cadvisor : Preflight" in out, out[-3000:]
+    assert "moneytracker.deploy.monitoring : Preflight" in out, out[-3000:]
 
 
 def test_bad_input_changed_nothing_on_the_host(runs):

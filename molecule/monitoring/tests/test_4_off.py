@@ -1,5 +1,5 @@
-"""Turning things off (runs last): cadvisor_prometheus_enabled=false removes Prometheus and
-node_exporter and leaves cAdvisor running untouched; cadvisor_enabled=false then removes every
+"""Turning things off (runs last): monitoring_prometheus_enabled=false removes Prometheus and
+node_exporter and leaves cAdvisor running untouched; monitoring_enabled=false then removes every
 container of the project, and keeps the files and Prometheus's data volume."""
 import os
 import subprocess
@@ -11,7 +11,7 @@ from conftest import PROJECT, PROJECT_DIR, SCENARIO, container, project_containe
 
 
 def converge(*extra: str) -> subprocess.CompletedProcess:
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(Path(SCENARIO) / "cadvisor-only.yml")]
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(Path(SCENARIO) / "monitoring-only.yml")]
     for e in extra:
         args += ["-e", e]
     return subprocess.run(args, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
@@ -21,7 +21,7 @@ def converge(*extra: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def prometheus_off(host):
     cadvisor_id = container(host, "cadvisor")["Id"]
-    run = converge("cadvisor_prometheus_enabled=false")
+    run = converge("monitoring_prometheus_enabled=false")
     assert run.returncode == 0, run.stdout[-3000:]
     return cadvisor_id
 
@@ -35,7 +35,7 @@ def test_prometheus_off_removes_prometheus_and_node_exporter_only(host, promethe
 
 
 def test_everything_off_removes_the_project(host, prometheus_off):
-    run = converge("cadvisor_enabled=false")
+    run = converge("monitoring_enabled=false")
     assert run.returncode == 0, run.stdout[-3000:]
     assert project_containers(host) == []
     assert host.file(f"{PROJECT_DIR}/compose.yaml").exists

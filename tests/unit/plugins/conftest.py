@@ -30,7 +30,7 @@ import pytest
 from conftest import damage_database  # tests/unit/conftest.py, shared with the tool's tests
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL_SOURCE = ROOT / "roles" / "sqlite_maintenance" / "files" / "moneytracker_db.py"
+TOOL_SOURCE = ROOT / "roles" / "moneytracker_db" / "files" / "moneytracker_db.py"
 MODULE_PACKAGE = "ansible_collections.moneytracker.deploy.plugins.modules"
 
 COLLECTIONS_TREE = Path(tempfile.mkdtemp(prefix="mtdb-modules-"))

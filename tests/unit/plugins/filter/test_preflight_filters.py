@@ -36,11 +36,11 @@ def test_closest(mod, name, expected):
 
 
 def test_closest_ignores_the_shared_prefix(mod):
-    names = ["sqlite_maintenance_volume", "sqlite_maintenance_backup_dir"]
+    names = ["moneytracker_db_volume", "moneytracker_db_backup_dir"]
     # Without the prefix 19 shared characters would make any two names look alike.
-    assert mod.closest("sqlite_maintenance_foo", names) != ""
-    assert mod.closest("sqlite_maintenance_foo", names, "sqlite_maintenance_") == ""
-    assert mod.closest("sqlite_maintenance_volumes", names, "sqlite_maintenance_") == "sqlite_maintenance_volume"
+    assert mod.closest("moneytracker_db_foo", names) != ""
+    assert mod.closest("moneytracker_db_foo", names, "moneytracker_db_") == ""
+    assert mod.closest("moneytracker_db_volumes", names, "moneytracker_db_") == "moneytracker_db_volume"
 
 
 def test_closest_cutoff_and_empty(mod):

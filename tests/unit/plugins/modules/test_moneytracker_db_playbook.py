@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from conftest import flat
+
 PLAY = """
 - hosts: localhost
   gather_facts: false
@@ -122,7 +125,7 @@ def run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra, na
 
 
 def test_backup_playbook_takes_a_backup_and_returns_its_manifest(env, tool_double, collections_tree, tmp_path):
-    rc, out = run_backup_playbook(env, tool_double, collections_tree, tmp_path, "-e", "label='before the import'")
+    rc, out = run_backup_playbook(env, tool_double, collections_tree, tmp_path, "-e", "backup_label='before the import'")
     assert rc == 0, out[-4000:]
     assert len(env.backups_with_manifest()) == 1
     assert "moneytracker_backup_manifest" in out and "before the import" in out and '"verified": true' in out
@@ -158,7 +161,7 @@ def test_integrity_check_playbook_quick_and_full_pass_and_change_nothing(env, to
     assert rc == 0 and "changed=0" in out, out[-4000:]
     assert "'ok'" in out or '"ok"' in out
     assert env.call("backup", "--json").rc == 0
-    rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path, "-e", "full=true")
+    rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path, "-e", "check_full=true")
     assert rc == 0 and "changed=0" in out, out[-4000:]
     jobs = env.call("status", "--json").data["jobs"]
     assert jobs["check_quick"]["result"] == "ok" and jobs["check_full"]["result"] == "ok"
@@ -192,8 +195,8 @@ def run_restore_playbook(env, tool_double, collections_tree, tmp_path, *extra):
 def test_restore_playbook_with_a_file_that_is_no_backup_has_no_plan_and_changes_nothing(
         env, tool_double, collections_tree, tmp_path, sha256):
     before = sha256(env.db)
-    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", "backup=/etc/hostname",
-                                   "-e", "confirm=yes")
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", "restore_backup=/etc/hostname",
+                                   "-e", "restore_confirm=yes")
     assert rc != 0
     assert "No restore plan on localhost" in out and "not a backup file" in out and "Nothing was changed" in out, \
         out[-3000:]
@@ -206,7 +209,7 @@ def test_restore_playbook_shows_the_plan_and_refuses_without_confirmation(env, t
     assert env.call("backup", "--json").rc == 0
     backup = env.call("status", "--json").data["newest_backup"]["path"]
     before = sha256(env.db)
-    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", f"backup={backup}")
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", f"restore_backup={backup}")
     assert rc != 0
     assert "Show what will happen" in out and backup in out, out[-3000:]
     assert "Restore not confirmed: nothing was changed" in out, out[-3000:]
@@ -216,7 +219,29 @@ def test_restore_playbook_shows_the_plan_and_refuses_without_confirmation(env, t
 def test_restore_playbook_refuses_before_asking_while_the_lock_is_held(env, tool_double, collections_tree, tmp_path):
     assert env.call("backup", "--json").rc == 0
     assert env.call("lock", "acquire", "--owner", "migration", "--host", "ctl-9", "--play", "m.yml").rc == 0
-    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", "confirm=yes")
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, "-e", "restore_confirm=yes")
     assert rc != 0
     assert "No restore plan on localhost" in out and "migration@ctl-9" in out and "Nothing was changed" in out, \
         out[-3000:]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (("-e", "confirm=yes"), "-e confirm=... is now -e restore_confirm=..."),
+    (("-e", "backup=/etc/hostname"), "-e backup=... is now -e restore_backup=..."),
+])
+def test_restore_playbook_refuses_an_extra_var_with_its_0_1_name(env, tool_double, collections_tree, tmp_path,
+                                                                 sha256, extra, expected):
+    # An inventory or a script written for 0.1 (`confirm: true` skipped the prompt) stops before
+    # anything runs, naming the new name.
+    assert env.call("backup", "--json").rc == 0
+    before = sha256(env.db)
+    rc, out = run_restore_playbook(env, tool_double, collections_tree, tmp_path, *extra)
+    assert rc != 0
+    assert expected in flat(out) and "nothing was changed" in flat(out), out[-3000:]
+    assert sha256(env.db) == before
+
+
+def test_backup_playbook_refuses_label_by_its_0_1_name(env, tool_double, collections_tree, tmp_path):
+    rc, out = run_backup_playbook(env, tool_double, collections_tree, tmp_path, "-e", "label=x")
+    assert rc != 0 and "-e label=... is now -e backup_label=..." in flat(out), out[-3000:]
+    assert env.call("status", "--json").data["backups_count"] == 0
