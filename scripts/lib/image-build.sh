@@ -3,7 +3,8 @@
 #   parse_build_args "$@"   sets local_base, save_dir, no_cache (--local-base, --save DIR, --no-cache, --help)
 #   require_docker          the CLI and the engine answer, then take the machine-wide build lock
 #   image_id TAG / size_of TAG
-#   save_images DIR TAG...  one `docker save` tarball per image, rewritten only when its image ID changed
+#   save_images DIR REF...  one `docker save` tarball per image, rewritten only when its image ID changed
+#   archive_name REF / digest_tag REF   the naming rules the roles use (see below)
 
 parse_build_args() {
   local_base=false save_dir="" no_cache=false
@@ -31,18 +32,50 @@ require_docker() {
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 size_of() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0fMB", $1/1e6}'; }
 
+# The tarball of REF is named as the filter moneytracker.deploy.image_archive_name names it: '/', ':'
+# and '@' become '-', plus .tar (name@sha256:<hex> -> name-sha256-<hex>.tar). The same rule in both
+# places; tests/unit/plugins/filter/test_image_filters.py checks that they agree.
+archive_name() { local ref="$1"; printf '%s.tar\n' "${ref//[\/:@]/-}"; }
+# name@sha256:<hex> -> name:sha256-<hex> (filter moneytracker.deploy.image_digest_tag); a tag ref as is.
+# `docker load` restores tags, never repo digests: an image pinned by digest travels under this tag.
+digest_tag() {
+  local ref="$1"
+  if [[ "$ref" =~ ^([^@]+)@sha256:([0-9a-f]{64})$ ]]; then
+    printf '%s:sha256-%s\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+  else
+    printf '%s\n' "$ref"
+  fi
+}
+
+# REF is name:tag or name@sha256:<hex>. A digest pin is saved under digest_tag (so a host can find
+# it after `docker load`) and only when the digest names this image here: a repo digest the engine
+# resolves (pulled by digest), or the image ID itself (an engine without a registry knows no other
+# digest of a locally built image, and its classic image store does not resolve name@<ID>).
 save_images() {
-  local dir="$1" tag file want have; shift
+  local dir="$1" ref file want have save_ref; shift
   mkdir -p "$dir"
-  for tag in "$@"; do
-    file="$dir/${tag//[\/:]/-}.tar"
-    want="$(image_id "$tag")"; want="${want#sha256:}"
+  for ref in "$@"; do
+    file="$dir/$(archive_name "$ref")"
+    want="$(image_id "$ref")"
+    save_ref="$ref"
+    if [[ "$ref" == *@sha256:* ]]; then
+      if [[ -z "$want" && "$(image_id "sha256:${ref##*@sha256:}")" == "sha256:${ref##*@sha256:}" ]]; then
+        want="sha256:${ref##*@sha256:}"
+      fi
+      [[ -n "$want" ]] || die "$ref: no image here has that repo digest or ID"
+      save_ref="$(digest_tag "$ref")"
+      docker tag "$want" "$save_ref"
+    fi
+    [[ -n "$want" ]] || die "$ref: no such image"
+    want="${want#sha256:}"
     have=""
-    [[ -f "$file" ]] && have="$(tar -xOf "$file" manifest.json 2>/dev/null | grep -o '"Config":"[^"]*"' | grep -o '[0-9a-f]\{64\}' | head -1 || true)"
+    if [[ -f "$file" ]] && tar -xOf "$file" manifest.json 2>/dev/null | grep -qF "\"$save_ref\""; then
+      have="$(tar -xOf "$file" manifest.json 2>/dev/null | grep -o '"Config":"[^"]*"' | grep -o '[0-9a-f]\{64\}' | head -1 || true)"
+    fi
     if [[ -n "$have" && "$have" == "$want" ]]; then
       log "kept: $file (image unchanged)"; continue
     fi
-    docker save -o "$file.tmp" "$tag"
+    docker save -o "$file.tmp" "$save_ref"
     chmod 0644 "$file.tmp"
     mv -f "$file.tmp" "$file"
     log "saved: $file ($(du -m "$file" | cut -f1)MB)"

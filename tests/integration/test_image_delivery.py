@@ -1,0 +1,143 @@
+"""End to end: an image pinned by digest reaches a Docker host from a `docker save` archive.
+
+A tiny image (FROM scratch, one file of random content, so each run has a new image ID) is built
+on the local engine, saved by scripts/lib/image-build.sh (save_images, the naming every build
+script uses) under its digest pin, removed from the engine, and then put back by the internal
+role moneytracker.deploy.images with images_source=archive, run by ansible-playbook against the
+local engine (connection=local) as the app and monitoring roles run it against a host.
+
+A digest pin is the image's repo digest where the engine has one (pulled by digest, or an image
+store that keeps manifest digests); an engine with the classic image store and no registry knows
+no digest of a locally built image but its ID, and resolves name@<ID> neither before nor after a
+`docker load` (a load restores tags, never repo digests). So the test pins what the engine has:
+the repo digest when `docker image inspect` lists one, else the image ID.
+
+What it proves: the script's archive name is the one the role looks for; the loaded image has the
+pinned ID; the reference the role publishes in images_resolved answers with that image (the pin
+itself, or name:sha256-<hex> where the engine cannot resolve the pin) and can create a container;
+a second run loads nothing (changed=0) and no upload is left; an archive that holds another image
+than the pin fails before anything is copied. What it does not prove: pulls from a registry (none
+is reachable here) and engines other than the local one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REPO = "moneytracker-test/image-delivery"
+
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Put the image on the host
+      ansible.builtin.include_role:
+        name: moneytracker.deploy.images
+      vars:
+        images_list: ["{pin}"]
+        images_source: archive
+        images_archive_dir: "{archive_dir}"
+        images_upload_dir: "{upload_dir}"
+    - name: Show what the role published
+      ansible.builtin.copy:
+        content: "{{{{ images_resolved | to_json }}}}"
+        dest: "{result}"
+        mode: "0600"
+      changed_when: false
+"""
+
+
+def docker(*args, check=True) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+def script(*commands: str) -> str:
+    """Run functions of scripts/lib/image-build.sh in bash (log/die as the build scripts define them)."""
+    prog = 'log() { echo "$*" >&2; }; die() { echo "$*" >&2; exit 1; }; source scripts/lib/image-build.sh; '
+    r = subprocess.run(["bash", "-c", prog + "; ".join(commands)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.fixture
+def tiny_image():
+    if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
+        pytest.skip("no Docker engine answers")
+    ctx = Path(tempfile.mkdtemp(prefix="mt-it-image-"))
+    (ctx / "payload").write_text(secrets.token_hex(16))
+    (ctx / "Dockerfile").write_text('FROM scratch\nCOPY payload /payload\nCMD ["/payload"]\n')
+    tag = f"{REPO}:{secrets.token_hex(4)}"
+    docker("build", "-q", "-t", tag, str(ctx))
+    image_id = docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+    digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", tag).stdout or "null") or []
+    pin = digests[0] if digests else f"{REPO}@{image_id}"
+    yield tag, image_id, pin
+    docker("rmi", "-f", image_id, check=False)
+    shutil.rmtree(ctx, ignore_errors=True)
+
+
+def play(tmp_path, pin, archive_dir, upload_dir):
+    result = tmp_path / "resolved.json"
+    book = tmp_path / "play.yml"
+    book.write_text(PLAY.format(pin=pin, archive_dir=archive_dir, upload_dir=upload_dir, result=result))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    r = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(book),
+                        "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    out = r.stdout + r.stderr
+    resolved = json.loads(result.read_text()) if r.returncode == 0 else None
+    return r.returncode, out, resolved
+
+
+def recap_changed(out: str) -> int:
+    return int(re.search(r"localhost\s*:.*changed=(\d+)", out).group(1))
+
+
+def test_a_digest_pinned_image_reaches_the_host_from_its_archive(tmp_path, tiny_image):
+    tag, image_id, pin = tiny_image
+    archive_dir, upload_dir = tmp_path / "archives", tmp_path / "uploads"
+    script(f"save_images {archive_dir} {pin}")
+    name = script(f"archive_name {pin}")
+    assert name == re.sub(r"[/:@]", "-", pin) + ".tar" and (archive_dir / name).exists()
+
+    # The engine forgets the image: only the archive has it now.
+    docker("rmi", "-f", image_id)
+    assert docker("image", "inspect", image_id, check=False).returncode != 0
+
+    rc, out, resolved = play(tmp_path, pin, archive_dir, upload_dir)
+    assert rc == 0, out[-4000:]
+    assert "Load " + pin in out, "the archive was not loaded"
+    ref = resolved[pin]
+    assert ref in (pin, script(f"digest_tag {pin}")), resolved
+    assert docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip() == image_id
+    container = docker("create", ref).stdout.strip()  # usable as an image reference (compose's image:)
+    docker("rm", container)
+    assert list(upload_dir.iterdir()) == [], "an upload was left on the host"
+
+    rc, out, again = play(tmp_path, pin, archive_dir, upload_dir)
+    assert rc == 0, out[-4000:]
+    assert again == resolved
+    assert recap_changed(out) == 0, "the second run loaded the image again"
+
+
+def test_an_archive_of_another_image_is_refused_before_anything_is_copied(tmp_path, tiny_image):
+    tag, image_id, pin = tiny_image
+    archive_dir, upload_dir = tmp_path / "archives", tmp_path / "uploads"
+    archive_dir.mkdir()
+    other = "moneytracker-test/image-delivery@sha256:" + "0" * 64
+    docker("save", "-o", str(archive_dir / script(f"archive_name {other}")), tag)
+
+    rc, out, _ = play(tmp_path, other, archive_dir, upload_dir)
+    assert rc != 0
+    assert "neither its ID is the pinned digest" in " ".join(out.split()), out[-3000:]
+    assert not upload_dir.exists()
