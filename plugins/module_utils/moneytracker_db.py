@@ -167,7 +167,11 @@ class MoneytrackerDbClient(object):
     def argv(self, args):
         """(argv for the process, argv as shown in results with every Secret masked)."""
         real, shown = [self.tool], [self.tool]
-        for arg in list(args) + ['--json'] + (['--config', self.config] if self.config else []):
+        args = list(args)
+        # The tool's options go before a ``--`` (after it comes a command the tool runs, as given).
+        cut = args.index('--') if '--' in args else len(args)
+        ours = ['--json'] + (['--config', self.config] if self.config else [])
+        for arg in args[:cut] + ours + args[cut:]:
             if isinstance(arg, Secret):
                 real.append(to_native(arg.value))
                 shown.append(MASK)

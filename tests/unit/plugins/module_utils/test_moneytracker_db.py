@@ -61,6 +61,13 @@ def test_argv_adds_json_and_config_and_masks_secrets(make_client, env, tool_doub
     assert "abc123" not in repr(mu.Secret("abc123")) and "abc123" not in str(mu.Secret("abc123"))
 
 
+def test_argv_puts_the_tools_options_before_a_command_it_runs(make_client, env, tool_double):
+    # After `--` comes the migration command the tool runs as given: --json there would reach it.
+    real, _ = make_client().argv(["migration", "run", "--expect-schema", "b2", "--", "alembic", "upgrade", "head"])
+    assert real == [tool_double, "migration", "run", "--expect-schema", "b2", "--json", "--config", str(env.config),
+                    "--", "alembic", "upgrade", "head"]
+
+
 def test_defaults():
     spec = mu.common_argument_spec(x=dict(type="int"))
     assert spec["tool"] == {"type": "path", "default": "/usr/local/sbin/moneytracker-db"}
