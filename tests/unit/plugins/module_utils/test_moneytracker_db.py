@@ -68,6 +68,16 @@ def test_argv_puts_the_tools_options_before_a_command_it_runs(make_client, env, 
                     "--", "alembic", "upgrade", "head"]
 
 
+def test_the_tool_path_is_the_one_the_role_installs():
+    # Defined once in YAML (the role's vars, passed as the fact `moneytracker_db.tool`) and once in
+    # Python (the modules' default); these two and the documented default must agree.
+    import yaml
+    role_vars = yaml.safe_load((ROOT / "roles/moneytracker_db/vars/main.yml").read_text())
+    fragment = (ROOT / "plugins/doc_fragments/moneytracker_db.py").read_text()
+    assert role_vars["_moneytracker_db_tool"] == mu.DEFAULT_TOOL
+    assert f"default: {mu.DEFAULT_TOOL}" in fragment
+
+
 def test_defaults():
     spec = mu.common_argument_spec(x=dict(type="int"))
     assert spec["tool"] == {"type": "path", "default": "/usr/local/sbin/moneytracker-db"}
