@@ -15,8 +15,9 @@ version_added: 0.2.0
 author:
   - MoneyTracker operators (@moneytracker)
 description:
-  - Runs C(moneytracker-db migration ACTION) on the host: the journal that makes a schema migration
-    safe to interrupt at any point, and the one host command that does the maintenance window's work.
+  - Runs C(moneytracker-db migration ACTION) on the host, that is the journal that makes a schema
+    migration safe to interrupt at any point, and the one host command that does the maintenance
+    window's work.
   - O(action=status) reads the journal, what the database files say (swapped or not) and the lock;
     it never changes anything. O(action=adopt) takes over the lock of an unfinished journal whose run
     is dead and returns a new token.
@@ -122,7 +123,7 @@ attributes:
     support: none
     description: No diff.
 notes:
-  - Register O(action=adopt) with C(no_log) set to V(true): its result holds the new token.
+  - Register O(action=adopt) with C(no_log) set to V(true), since its result holds the new token.
   - Requires the C(moneytracker-db) tool on the managed host (the C(moneytracker_db) role installs it).
 seealso:
   - name: The moneytracker-db host tool
