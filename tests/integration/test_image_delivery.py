@@ -16,8 +16,16 @@ What it proves: the script's archive name is the one the role looks for; the loa
 pinned ID; the reference the role publishes in images_resolved answers with that image (the pin
 itself, or name:sha256-<hex> where the engine cannot resolve the pin) and can create a container;
 a second run loads nothing (changed=0) and no upload is left; an archive that holds another image
-than the pin fails before anything is copied. What it does not prove: pulls from a registry (none
-is reachable here) and engines other than the local one.
+than the pin fails before anything is copied.
+
+The registry login runs against a TEST DOUBLE of a registry: a few lines of Python in a container
+(published on the engine's 127.0.0.1, which Docker treats as an insecure registry, so plain HTTP)
+that answers /v2/ with 401 + Basic, or 200 for the right user and password. It proves the login
+reaches the engine with the given credentials, that they are in no file afterwards (the run's
+private config is gone, root's Docker config holds none, an old login there for that registry is
+removed, another registry's is kept), also when the login fails, and that -v output never shows
+the password. What it does not prove: pulls from a real registry (none is reachable here; the
+image is present, so nothing is pulled) and engines other than the local one.
 """
 from __future__ import annotations
 
@@ -31,6 +39,23 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+STUB_REGISTRY = r"""
+import base64, http.server
+WANT = "Basic " + base64.b64encode(b"ci:s3cret-registry-pw").decode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == WANT
+        self.send_response(200 if ok else 401)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        if not ok:
+            self.send_header("WWW-Authenticate", 'Basic realm="test double"')
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+http.server.HTTPServer(("0.0.0.0", 5000), Handler).serve_forever()
+"""
+STUB_IMAGE = "moneytracker-local/testhost:trixie"  # any local image with python3 (make images builds it)
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "moneytracker-test/image-delivery"
@@ -141,3 +166,68 @@ def test_an_archive_of_another_image_is_refused_before_anything_is_copied(tmp_pa
     assert rc != 0
     assert "neither its ID is the pinned digest" in " ".join(out.split()), out[-3000:]
     assert not upload_dir.exists()
+
+
+REGISTRY_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Put the image on the host
+      ansible.builtin.include_role:
+        name: moneytracker.deploy.images
+      vars:
+        images_list: ["{tag}"]
+        images_source: registry
+        images_registry_url: "{registry}"
+        images_registry_username: ci
+        images_registry_password: "{password}"
+"""
+
+
+@pytest.fixture
+def stub_registry(tmp_path):
+    if docker("image", "inspect", STUB_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"{STUB_IMAGE} is missing (make images)")
+    code = tmp_path / "stub_registry.py"
+    code.write_text(STUB_REGISTRY)
+    cid = docker("run", "-d", "--rm", "-p", "127.0.0.1::5000", "-v", f"{code}:/stub.py:ro",
+                 "--entrypoint", "python3", STUB_IMAGE, "/stub.py").stdout.strip()
+    port = docker("port", cid, "5000/tcp").stdout.split(":")[-1].strip()
+    yield f"127.0.0.1:{port}"
+    docker("rm", "-f", cid, check=False)
+
+
+def registry_play(tmp_path, tag, registry, password):
+    book = tmp_path / "registry-play.yml"
+    book.write_text(REGISTRY_PLAY.format(tag=tag, registry=registry, password=password))
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    # HOME stands in for root's home (its .docker/config.json), TMPDIR for the host's /tmp.
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", HOME=str(home), TMPDIR=str(tmp),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"))
+    r = subprocess.run(["ansible-playbook", "-v", "-i", "localhost,", "-c", "local", str(book),
+                        "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    return r.returncode, r.stdout + r.stderr, home / ".docker" / "config.json", tmp
+
+
+def test_a_registry_login_leaves_no_credentials(tmp_path, tiny_image, stub_registry):
+    tag, _, _ = tiny_image
+    config = tmp_path / "home" / ".docker" / "config.json"
+    config.parent.mkdir(parents=True)
+    # What an earlier version left: a login for this registry in root's config, beside another one.
+    config.write_text(json.dumps({"auths": {stub_registry: {"auth": "b2xkOmxvZ2lu"},
+                                            "other.example": {"auth": "a2VlcDptZQ=="}}}))
+
+    rc, out, config, tmp = registry_play(tmp_path, tag, stub_registry, "s3cret-registry-pw")
+    assert rc == 0, out[-4000:]
+    assert "s3cret-registry-pw" not in out
+    assert json.loads(config.read_text())["auths"] == {"other.example": {"auth": "a2VlcDptZQ=="}}
+    assert f"{tmp}/moneytracker-images-login." in out, "the login did not use a private directory"
+    assert list(tmp.iterdir()) == [], "the run's private Docker config was left"
+
+    rc, out, config, tmp = registry_play(tmp_path, tag, stub_registry, "wrong-pw-0123")
+    assert rc != 0 and "401" in out, out[-4000:]
+    assert "wrong-pw-0123" not in out
+    assert list(tmp.iterdir()) == [], "a failed login left the run's private Docker config"
+    assert stub_registry not in config.read_text()
