@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """bench/backup: the figures behind the SQLite backup design, measured side by side in one run.
 
     python3 bench/backup/run.py [--size-gb 1] [--out bench/backup/RESULTS.md]
@@ -105,7 +104,7 @@ def ratio(a, b) -> str:
 
 def run_text(argv: list[str]) -> str:
     with contextlib.suppress(Exception):
-        return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout.strip()
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False).stdout.strip()
     return ""
 
 
@@ -350,7 +349,7 @@ class Bench:
     def tool(self, config: str, *argv: str, timeout: float = 1800) -> tuple[int, dict, str, float]:
         cmd = [sys.executable, TOOL, "--config", config, *argv, "--json"]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
         seconds = time.perf_counter() - t0
         try:
             data = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -486,7 +485,7 @@ class Bench:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
         log(f"  sqlite3 .backup ({label}): " + (f"finished in {seconds:.2f} s rc={rc} {res['stderr']}" if finished
-                                               else f"did NOT finish; killed after {timeout:.0f} s"))
+                                                else f"did NOT finish; killed after {timeout:.0f} s"))
         self.results[f"shell_{label}"] = res
         return res
 
@@ -592,7 +591,7 @@ class Bench:
         self.results["writer_errors"] = len(self.writer.errors)
         log(f"  writer: {len(self.writer.lats)} commits, {len(self.writer.errors)} errors")
         log("writer stopped: baselines and restores")
-        self.results["cp_quiet"] = [self.cp("cp-quiet")["seconds"] for _ in range(2)]
+        self.results["cp_quiet"] = [self.cp("cp-quiet")["seconds"] for _unused in range(2)]
         self.shell_backup("quiet", a.shell_timeout)
         for method in ("zstd", "gzip") if a.restore_gzip else ("zstd",):
             self.restore(method)
@@ -632,12 +631,17 @@ class Bench:
     def report(self) -> str:
         a, R = self.args, self.results
         rows: list[tuple[str, str, str, str]] = []
-        add = lambda *r: rows.append(tuple(str(x) for x in r))  # noqa: E731
+
+        def add(*r):
+            rows.append(tuple(str(x) for x in r))
 
         cp_t = [c["seconds"] for c in R["cp"]]
         cp_med = med(cp_t)
         bz, bg = R["backup"]["zstd"], R["backup"]["gzip"]
-        ok = lambda lst: [b for b in lst if b.get("duration") is not None]  # noqa: E731
+
+        def ok(lst):
+            return [b for b in lst if b.get("duration") is not None]
+
         z_tot, g_tot = med([b["seconds"] for b in ok(bz)]), med([b["seconds"] for b in ok(bg)])
         z_copy = med([b["copy"] for b in ok(bz)])
         g_copy = med([b["copy"] for b in ok(bg)])
@@ -714,7 +718,7 @@ class Bench:
                 verdict = ("integrity ok" if r.get("ok") else f"integrity NOT ok: {r.get('integrity', ['?'])[0][:60]}")
                 verdict += (", rows contiguous" if r.get("contiguous") else ", rows NOT contiguous")
                 verdict += (", same rows as the backup" if r.get("row_match") else ", row count differs from backup")
-                verdict += f", 0 missing" if r.get("missing_committed") == 0 else f", {r.get('missing_committed')} missing"
+                verdict += ", 0 missing" if r.get("missing_committed") == 0 else f", {r.get('missing_committed')} missing"
                 add(f"tool `restore` ({method} backup, writer stopped): time", fmt_s(r["seconds"]),
                     f"cp quiet {fmt_s(cpq)}", ratio(r["seconds"], cpq))
                 add(f"restored file ({method})", verdict, "—", "—")
@@ -732,8 +736,8 @@ class Bench:
                 fmt_s(sb["seconds"]) if sb["finished"] else f"never finished (killed at {sb['timeout']:.0f} s)",
                 ratio(z_tot, sb["seconds"]) if sb["finished"] else "— (only the tool finished)")
 
-        bl, _ = self.lat({"backup-zstd", "backup-gzip"})
-        cl, _ = self.lat({"backup-zstd-copy", "backup-gzip-copy"})
+        bl, _unused = self.lat({"backup-zstd", "backup-gzip"})
+        cl, _unused = self.lat({"backup-zstd-copy", "backup-gzip-copy"})
         self.summary = {
             "cp_med": cp_med, "z_tot": z_tot, "g_tot": g_tot, "copy": all_copy, "n_cp": len(R["cp"]),
             "bad_cp": len(bad_cp), "missing_cp": len(missing),
@@ -843,7 +847,7 @@ class Bench:
         disk = (f"{m['dev']} (kernel reports rotational={m['rotational']}; virtualised (systemd-detect-virt: "
                 f"{m['virt']}), so the real backing storage is unknown)" if m["virt"] not in ("none", "unknown")
                 else f"{m['dev']} rotational={m['rotational']}")
-        out = [f"# bench/backup: SQLite backup figures (one run)", "",
+        out = ["# bench/backup: SQLite backup figures (one run)", "",
                f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; total run time "
                f"{(time.time() - self.started) / 60:.1f} min",
                f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']} RAM, {m['os']}, kernel {m['kernel']}; "
@@ -862,15 +866,15 @@ class Bench:
         out += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
         out += [""] + self.notes()
         out += ["", "## Raw values", ""]
-        out.append(f"- cp (live): " + ", ".join(f"{c['seconds']:.2f} s integrity={'ok' if c['ok'] else 'BAD'} "
-                                                f"missing={c.get('missing_committed', 'unreadable')} ({c.get('check')} {c['check_seconds']:.0f} s)"
-                                                for c in R["cp"]))
+        out.append("- cp (live): " + ", ".join(f"{c['seconds']:.2f} s integrity={'ok' if c['ok'] else 'BAD'} "
+                                               f"missing={c.get('missing_committed', 'unreadable')} ({c.get('check')} {c['check_seconds']:.0f} s)"
+                                               for c in R["cp"]))
         for method in ("zstd", "gzip"):
             out.append(f"- tool backup {method}: " + ", ".join(
                 (f"{x['seconds']:.2f} s (duration {x['duration']:.2f}, copy {x['copy']:.2f}, {x['size'] / MiB:.1f} MiB)"
                  if x.get("duration") is not None else f"FAILED rc={x['rc']}: {x['error']}")
                 for x in R["backup"][method]))
-        out.append(f"- cp with the writer stopped: " + ", ".join(f"{x:.2f} s" for x in R.get("cp_quiet", [])))
+        out.append("- cp with the writer stopped: " + ", ".join(f"{x:.2f} s" for x in R.get("cp_quiet", [])))
         bad = [c for c in R["cp"] if not c["ok"]]
         if bad:
             out.append(f"- first integrity_check message of a bad cp copy: `{bad[0]['integrity'][0][:160]}`")
@@ -878,7 +882,7 @@ class Bench:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--size-gb", type=float, default=1.0, help="database size in GiB (0.1 for a quick run)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "backup", "RESULTS.md"))
     ap.add_argument("--backups", type=int, default=3,

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """bench/footprint: the reference backend image vs the seed review's baseline, side by side.
 
     python3 bench/footprint/run.py [--duration 15] [--rounds 3] [--concurrency 16] [--no-control] [--no-write]
@@ -70,7 +69,7 @@ def log(msg: str) -> None:
 
 
 def sh(*args: str, timeout: float = 120, check: bool = True, env: dict | None = None) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:6])} ... exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc.stdout.strip()
@@ -112,7 +111,7 @@ def build_images() -> dict:
     new = sh("docker", "image", "inspect", "-f", "{{.Id}}", BASELINE_IMAGE)
     if old.startswith("sha256:") and old != new:  # our previous baseline build, now untagged
         sh("docker", "image", "rm", old, check=False)
-    proc = subprocess.run([BUILD_SH, "--local-base"], capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run([BUILD_SH, "--local-base"], capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"build.sh --local-base failed:\n{proc.stderr[-3000:]}")
     t2 = time.monotonic()
@@ -178,21 +177,21 @@ def wait_ready(cid: str, ip: str, timeout: float = 90) -> None:
         if sh("docker", "inspect", "-f", "{{.State.Running}}", cid) != "true":
             break
         time.sleep(0.5)
-    logs = subprocess.run(["docker", "logs", "--tail", "30", cid], capture_output=True, text=True).stderr
+    logs = subprocess.run(["docker", "logs", "--tail", "30", cid], capture_output=True, text=True, check=False).stderr
     raise RuntimeError(f"container {cid[:12]} not ready within {timeout}s:\n{logs}")
 
 
 def cleanup() -> None:
     for cid in reversed(created_containers):
-        subprocess.run(["docker", "rm", "-f", "-v", cid], capture_output=True, timeout=60)
+        subprocess.run(["docker", "rm", "-f", "-v", cid], capture_output=True, timeout=60, check=False)
     for vol in reversed(created_volumes):
-        subprocess.run(["docker", "volume", "rm", "-f", vol], capture_output=True, timeout=60)
+        subprocess.run(["docker", "volume", "rm", "-f", vol], capture_output=True, timeout=60, check=False)
     created_containers.clear()
     created_volumes.clear()
 
 
 def remove(c: dict) -> None:
-    subprocess.run(["docker", "rm", "-f", "-v", c["id"]], capture_output=True, timeout=60)
+    subprocess.run(["docker", "rm", "-f", "-v", c["id"]], capture_output=True, timeout=60, check=False)
     created_containers.remove(c["id"])
 
 
@@ -265,10 +264,10 @@ def load(c: dict, account_id: int, duration: float, concurrency: int, post_every
             t = time.perf_counter()
             try:
                 if i % post_every == 0:
-                    status, _ = api(conn, "POST", "/api/transactions", tx_body(account_id, i), token)
+                    status, _unused = api(conn, "POST", "/api/transactions", tx_body(account_id, i), token)
                     good = status == 201
                 else:
-                    status, _ = api(conn, "GET", f"/api/transactions?account_id={account_id}&limit=100")
+                    status, _unused = api(conn, "GET", f"/api/transactions?account_id={account_id}&limit=100")
                     good = status == 200
             except (OSError, http.client.HTTPException):
                 good = False
@@ -317,8 +316,8 @@ def memory(cid: str) -> dict:
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, ValueError):
             continue  # exited meanwhile
-        kb = lambda k: int(roll[k].split()[0])  # noqa: E731
-        procs.append({"pid": pid, "ppid": ppid, "pss": kb("Pss") * 1024, "rss": kb("Rss") * 1024, "cmd": cmd[:80]})
+        pss, rss = (int(roll[k].split()[0]) * 1024 for k in ("Pss", "Rss"))
+        procs.append({"pid": pid, "ppid": ppid, "pss": pss, "rss": rss, "cmd": cmd[:80]})
     stat = dict(line.split() for line in open(f"{cg}/memory.stat").read().splitlines())
     usage = int(open(f"{cg}/memory.usage_in_bytes").read())
     peak = int(open(f"{cg}/memory.max_usage_in_bytes").read())
@@ -354,7 +353,7 @@ def ratio(a, b) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--duration", type=float, default=15, help="seconds per load run (default 15)")
     ap.add_argument("--rounds", type=int, default=3, help="load runs per container, order rotated each round (default 3)")
     ap.add_argument("--concurrency", type=int, default=16)
@@ -425,7 +424,10 @@ def main() -> int:
 
     # ---- report --------------------------------------------------------------------------------
     med = {k: statistics.median(r["rps"] for r in runs[k]) for k in runs}
-    pooled = lambda k, f: statistics.median(r[f] for r in runs[k])  # noqa: E731
+
+    def pooled(k, f):
+        return statistics.median(r[f] for r in runs[k])
+
     R, B = res["reference"], res["baseline"]
     rows = [
         ("image size (MB, docker .Size)", facts["reference"]["size"] / 1e6, facts["baseline"]["size"] / 1e6, "{:.0f}"),
@@ -484,7 +486,8 @@ def main() -> int:
         mx, my = statistics.mean(xs), statistics.mean(ys)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
         intercept = my - slope * mx
-    sw = ["| workers | PSS idle (MiB) | PSS after load (MiB) | rest: master (MiB) | mean worker PSS after load (MiB) | cgroup anon after load (MiB) | formula reserve + n x per_worker (MiB) |",
+    sw = ["| workers | PSS idle (MiB) | PSS after load (MiB) | rest: master (MiB) | mean worker PSS after load (MiB) "
+          "| cgroup anon after load (MiB) | formula reserve + n x per_worker (MiB) |",
           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in sweep_res:
         a = s["after"]
@@ -549,6 +552,7 @@ def main() -> int:
              "of their 1.0 CPU (median); the load generator needed "
              f"{max(pooled(k, 'generator_cpu') for k in runs):.2f} CPU"
              + (": below 1.0 the limit was not all that bounded them, the shared host did too" if max(cpus_used) < 0.95 else ""))
+
     def label(cmd: str) -> str:
         if cmd.startswith("/bin/sh"):
             return "sh"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """bench/migration: the maintenance window of the 1.0.0 -> 2.0.0 migration vs the migration alone.
 
     python3 bench/migration/run.py [--size-gb 1] [--out bench/migration/RESULTS.md]
@@ -101,7 +100,7 @@ def ratio(a, b) -> str:
 
 def run_text(argv: list[str]) -> str:
     with contextlib.suppress(Exception):
-        return subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout.strip()
+        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False).stdout.strip()
     return ""
 
 
@@ -290,18 +289,18 @@ class Poller(threading.Thread):
     def summary(self) -> dict:
         s = self.samples
         counts: dict[str, int] = {}
-        for _, st, _ in s:
+        for _unused, st, _unused in s:
             counts[st] = counts.get(st, 0) + 1
-        t503 = [t for t, st, _ in s if st == "503"]
+        t503 = [t for t, st, _unused in s if st == "503"]
         out = {"requests": len(s), "counts": counts, "first_503": None, "last_503": None, "span_503": None,
                "other": sum(n for st, n in counts.items() if st not in ("200", "503")),
-               "slowest": max((d for *_, d in s), default=None)}
+               "slowest": max((d for *_unused, d in s), default=None)}
         if t503:
             out.update(first_503=t503[0], last_503=t503[-1], span_503=t503[-1] - t503[0])
             # 200s inside the 503 span (maintenance off for a moment) and the samples around it
-            out["non503_inside"] = sum(1 for t, st, _ in s if t503[0] < t < t503[-1] and st != "503")
-            before = [t for t, st, _ in s if t < t503[0]]
-            after = [t for t, st, _ in s if t > t503[-1]]
+            out["non503_inside"] = sum(1 for t, st, _unused in s if t503[0] < t < t503[-1] and st != "503")
+            before = [t for t, st, _unused in s if t < t503[0]]
+            after = [t for t, st, _unused in s if t > t503[-1]]
             out["last_ok_before"] = before[-1] if before else None
             out["first_ok_after"] = after[0] if after else None
         return out
@@ -343,7 +342,7 @@ class Bench:
     # ---- running things
 
     def sh(self, *argv: str, timeout: float = 600, check: bool = True, input: str | None = None) -> str:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input, env=self.env)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input, env=self.env, check=False)
         if check and p.returncode != 0:
             raise RuntimeError(f"{shlex.join(argv[:8])} ... exited {p.returncode}:\n{(p.stderr or p.stdout)[-3000:]}")
         return p.stdout.strip()
@@ -457,8 +456,8 @@ print(json.dumps(args))
         self.kill_playbook()
         if self.created:
             log(f"removing the test host {self.name} and its volume {self.volume}")
-            subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True, timeout=300)
-            subprocess.run(["docker", "volume", "rm", "-f", self.volume], capture_output=True, timeout=300)
+            subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True, timeout=300, check=False)
+            subprocess.run(["docker", "volume", "rm", "-f", self.volume], capture_output=True, timeout=300, check=False)
         if self.failed or self.args.keep_logs:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.work, "app_secret_key"))
@@ -501,7 +500,7 @@ print(json.dumps(args))
         archive = os.path.join(REPO, ".build", "images", "moneytracker-backend-2.0.0.tar")
         with open(archive, "rb") as fh:
             p = subprocess.run(["docker", "exec", "-i", self.name, "docker", "load"], stdin=fh,
-                               capture_output=True, text=True, timeout=900)
+                               capture_output=True, text=True, timeout=900, check=False)
         if p.returncode != 0:
             raise RuntimeError(f"docker load of {archive} on the test host failed: {p.stderr[-2000:]}")
         # The release's backend service with the new image: identical to the service the play's
@@ -751,7 +750,8 @@ print(json.dumps(args))
                f"- play: `ansible-playbook -i <its inventory> playbooks/migrate.yml -e app_backend_image={NEW_IMAGE}"
                f"{(' ' + shlex.join(self.extra_vars)) if self.extra_vars else ''}` "
                "with the jsonl callback (per-task start/end); window = end of \"Maintenance page on\" -> end of "
-               f"\"Make nginx resolve the new backend and take the maintenance page off\" (controller load average {R['load_play'][0]:.2f} at the play's start, "
+               "\"Make nginx resolve the new backend and take the maintenance page off\" "
+               f"(controller load average {R['load_play'][0]:.2f} at the play's start, "
                f"{R['load_play'][1]:.2f} at its end)",
                f"- migration alone: {len(base)} runs interleaved with the play (before and after it), each on a fresh "
                "backup-API copy of the same 1.0.0 file, the backend stopped, timed on the host: "
@@ -891,7 +891,8 @@ print(json.dumps(args))
                        f"window would be about {est:.0f} s = migration alone + {est - mig:.0f} s. What remains beyond "
                        f"the migration is work: the copy ({R['tool_copy']:.1f} s), the checks + swap "
                        f"({R['tool_checks_swap']:.1f} s), stopping the backend ({R['tool_stop']:.1f} s), starting the new "
-                       "one until healthy and the nginx reload with the page off (about " + ", ".join(f"{v:.1f} s" for _, v in part) + ": their task times "
+                       "one until healthy and the nginx reload with the page off (about "
+                       + ", ".join(f"{v:.1f} s" for _unused, v in part) + ": their task times "
                        "minus the per-task cost).")
         pm = R["play_migration"]
         out.append(f"- The migration container took {fmt_s(pm)} inside the play against {fmt_s(mig)} alone "
@@ -942,7 +943,7 @@ print(json.dumps(args))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--size-gb", type=float, default=1.0, help="database size in GiB (0.05 for a quick run)")
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "migration", "RESULTS.md"))
     ap.add_argument("--baselines", type=int, default=3,
@@ -972,7 +973,7 @@ def main() -> int:
     bench.load0 = f"{os.getloadavg()[0]:.2f}"
     bench.commit = (run_text(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]) or "?") + \
         (" (with uncommitted changes)" if run_text(["git", "-C", REPO, "status", "--porcelain", "--", "roles",
-                                                      "playbooks", "plugins"]) else "")
+                                                    "playbooks", "plugins"]) else "")
     try:
         bench.run()
         text = bench.report()

@@ -42,7 +42,7 @@ _WILDCARD = {"0.0.0.0", "::", "*"}
 
 def _split_address(local):
     """'127.0.0.1:80', '[::1]:80', '*:80', '127.0.0.53%lo:53' -> (host, port)."""
-    host, _, port = local.rpartition(":")
+    host, _sep, port = local.rpartition(":")
     host = host.strip("[]").split("%", 1)[0]
     if host.lower().startswith("::ffff:") and "." in host:  # an IPv4 address mapped into IPv6
         host = host[7:]
@@ -86,8 +86,8 @@ def port_holders(ss_output, bind, port):
         users = _USERS_RE.findall(" ".join(fields[5:]))
         holders.append({
             "address": fields[3],
-            "process": ", ".join(sorted({name for name, _ in users})),
-            "pid": ", ".join(pid for _, pid in users),
+            "process": ", ".join(sorted({name for name, _pid in users})),
+            "pid": ", ".join(pid for _name, pid in users),
         })
     return holders
 

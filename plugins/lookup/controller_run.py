@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: controller_run
-author: MoneyTracker operators
+author: MoneyTracker operators (@moneytracker)
 short_description: The controller run (host, user, ansible-playbook pid), or whether a pid is one
 description:
   - Without terms, returns one dict describing this run on the controller - C(host) (host name),
@@ -107,7 +107,7 @@ class LookupModule(LookupBase):
                      "started": process_start(pid) if pid else None}]
         results = []
         for term in terms:
-            kind, _, value = str(term).partition(":")
+            kind, _sep, value = str(term).partition(":")
             if kind != "alive" or not value.strip().isdigit():
                 raise AnsibleLookupError(f"controller_run: unknown term '{term}' (expected nothing or alive:<pid>)")
             pid = int(value)

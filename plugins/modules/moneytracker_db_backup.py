@@ -197,8 +197,8 @@ def check_mode(module, client):
         client.fail(lock)
     state = lock.data.get('state') or 'free'
     record = lock.data.get('lock') or {}
-    database = config.get('database') or '{0}/{1} (Docker volume)'.format(config.get('volume'),
-                                                                        config.get('database_name'))
+    database = config.get('database') or '{0}/{1} (Docker volume)'.format(
+        config.get('volume'), config.get('database_name'))
     would = dict(action='backup', database=database, backup_dir=config.get('backup_dir'), label=p['label'],
                  offsite=bool(p['offsite'] and config.get('offsite')), lock=state)
     ours = bool(p['lock_token']) and record.get('id') == token_id(p['lock_token'])
@@ -217,7 +217,7 @@ def check_mode(module, client):
                          cmd=lock.cmd, msg='check mode: the backup would be ' + reason)
     module.exit_json(failed=False, changed=True, would=would, database=database, rc=lock.rc, cmd=lock.cmd,
                      msg='check mode: a backup of {0} would be written to {1}'.format(database,
-                                                                                     config.get('backup_dir')))
+                                                                                      config.get('backup_dir')))
 
 
 def main():

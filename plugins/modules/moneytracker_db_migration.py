@@ -116,7 +116,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: partial
-    description:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    details:
       - O(action=status) runs in check mode. Every other action is not run and reports C(changed=true)
         (what it would do depends on steps before it that check mode did not run either).
   diff_mode:

@@ -167,7 +167,7 @@ class Env:
         """Run the tool as a subprocess (as cron / Ansible do); adds --config unless config=False."""
         argv = ([str(TOOL_PATH)] if use_shebang else [sys.executable, str(TOOL_PATH)])
         argv += [*map(str, args), *(["--config", str(self.config)] if config else [])]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(extra_env))
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(extra_env), check=False)
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def popen(self, *args, **kwargs) -> subprocess.Popen:

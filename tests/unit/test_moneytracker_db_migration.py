@@ -98,7 +98,7 @@ def test_lock_user_defaults_to_USER_then_the_login_name(env):
     import subprocess
     import sys
     proc = subprocess.run([sys.executable, str(env.tool.__file__), "lock", "acquire", "--owner", "o", "--play", "p",
-                           "--json", "--config", str(env.config)], capture_output=True, text=True, env=environ)
+                           "--json", "--config", str(env.config)], capture_output=True, text=True, env=environ, check=True)
     data = json.loads(proc.stdout)
     try:
         login = os.getlogin()

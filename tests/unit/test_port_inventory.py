@@ -32,7 +32,7 @@ def test_dry_run_shows_the_diff_and_changes_nothing(tmp_path):
     inv = tmp_path / "group_vars" / "all.yml"
     inv.parent.mkdir()
     inv.write_text(OLD)
-    r = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], capture_output=True, text=True, check=False)
     assert r.returncode == 1, r.stderr
     assert "+monitoring_cadvisor_port: 8082" in r.stdout and "-cadvisor_port: 8082" in r.stdout
     assert inv.read_text() == OLD
@@ -41,7 +41,7 @@ def test_dry_run_shows_the_diff_and_changes_nothing(tmp_path):
 def test_write_ports_every_variable_to_a_known_name(tmp_path):
     inv = tmp_path / "all.yml"
     inv.write_text(OLD)
-    r = subprocess.run([sys.executable, SCRIPT, "--write", str(inv)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, SCRIPT, "--write", str(inv)], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     new = yaml.safe_load(inv.read_text())
     assert new["monitoring_cadvisor_port"] == 8082 and new["monitoring_prometheus_enabled"] is True
@@ -49,7 +49,7 @@ def test_write_ports_every_variable_to_a_known_name(tmp_path):
     assert new["moneytracker_db_retention_daily"] == 14 and new["app_http_port"] == 8080
     known = spec_options("monitoring") | spec_options("moneytracker_db") | spec_options("app")
     assert {k for k in new if k != "cadvisor_standin_flag_info"} <= known
-    again = subprocess.run([sys.executable, SCRIPT, str(inv)], capture_output=True, text=True)
+    again = subprocess.run([sys.executable, SCRIPT, str(inv)], capture_output=True, text=True, check=False)
     assert again.returncode == 0 and again.stdout == "", "a ported file needs nothing more"
 
 

@@ -39,7 +39,7 @@ def run(tmp_path, role, *extra):
     for e in extra:
         args += ["-e", e]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=180, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

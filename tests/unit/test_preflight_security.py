@@ -37,7 +37,7 @@ def run_preflight(tmp_path, role, extra_vars):
     args = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(play),
             "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{variables}"]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=180)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=180, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

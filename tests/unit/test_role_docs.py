@@ -26,5 +26,5 @@ def test_table_renders_required_choices_markup_and_escapes_pipes():
 
 def test_every_role_readme_is_up_to_date():
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "role-docs.py"), "--check"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr

@@ -99,7 +99,7 @@ def run_module(env, tool_double, tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", f"{MODULE_PACKAGE}.moneytracker_db_{name}", str(args_file)],
             capture_output=True, text=True, timeout=180, cwd=str(tmp_path),
-            env=env.env({"PYTHONPATH": str(COLLECTIONS_TREE)}))
+            env=env.env({"PYTHONPATH": str(COLLECTIONS_TREE)}), check=False)
         run_ = ModuleRun(proc.returncode, proc.stdout, proc.stderr, args_file)
         try:
             run_.result

@@ -139,7 +139,7 @@ def test_adopt_takes_over_a_dead_runs_journal(run_module, env):
 def test_check_mode_runs_nothing_but_status(run_module, env):
     token = take_lock(run_module)
     r = run_module("migration", check_mode=True, action="begin", lock_token=token, id="x",
-                                 schema_from=OLD, schema_to=NEW)
+                   schema_from=OLD, schema_to=NEW)
     assert r.rc == 0 and r.result["changed"] is True and "not run" in r.result["msg"], r.stdout
     assert run_module("migration", action="status").result["journal"] is None
     st = run_module("migration", check_mode=True, action="status")

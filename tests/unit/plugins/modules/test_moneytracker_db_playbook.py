@@ -92,7 +92,7 @@ def test_playbook_uses_module_results_and_never_prints_the_token(env, tool_doubl
          "-e", f"config={env.config}", "-e", f"token_file={token_file}", str(play)],
         capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
         env=env.env({"ANSIBLE_COLLECTIONS_PATH": str(collections_tree), "ANSIBLE_NOCOLOR": "1",
-                     "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "PATH": bindir + os.pathsep + os.environ["PATH"]}))
+                     "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "PATH": bindir + os.pathsep + os.environ["PATH"]}), check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     token = token_file.read_text()
@@ -120,7 +120,7 @@ def run_backup_playbook(env, tool_double, collections_tree, tmp_path, *extra, na
         capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
         env=env.env({"ANSIBLE_COLLECTIONS_PATH": str(collections_tree), "ANSIBLE_NOCOLOR": "1",
                      "ANSIBLE_CONFIG": str(tmp_path / "none.cfg"), "MONEYTRACKER_DB_CONFIG": str(env.config),
-                     "PATH": bindir + os.pathsep + os.environ["PATH"]}))
+                     "PATH": bindir + os.pathsep + os.environ["PATH"]}), check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -156,7 +156,7 @@ def run_check_playbook(env, tool_double, collections_tree, tmp_path, *extra):
 
 
 def test_integrity_check_playbook_quick_and_full_pass_and_change_nothing(env, tool_double, collections_tree,
-                                                                          tmp_path):
+                                                                         tmp_path):
     rc, out = run_check_playbook(env, tool_double, collections_tree, tmp_path)
     assert rc == 0 and "changed=0" in out, out[-4000:]
     assert "'ok'" in out or '"ok"' in out
