@@ -86,8 +86,8 @@ options:
     description: With O(action=finish), how the migration ended.
     type: str
     choices: [done, reverted]
-  message:
-    description: With O(action=finish), a message kept in the journal's history.
+  note:
+    description: With O(action=finish), a note kept in the journal's history (the tool's C(--message)).
     type: str
   owner:
     description: With O(action=adopt), who takes over the lock.
@@ -253,8 +253,8 @@ def build_args(p):
         args += ['--'] + list(p['command'])
     elif action == 'finish':
         args += ['--result', p['result']]
-        if p['message']:
-            args += ['--message', p['message']]
+        if p['note']:
+            args += ['--message', p['note']]
     elif action == 'adopt':
         args += ['--owner', p['owner'], '--host', p['host'], '--play', p['play']]
         for option, flag in (('user', '--user'), ('controller_pid', '--controller-pid'), ('ttl', '--ttl')):
@@ -283,7 +283,7 @@ def main():
             activate_compose=dict(type='path'),
             command=dict(type='list', elements='str'),
             result=dict(type='str', choices=['done', 'reverted']),
-            message=dict(type='str'),
+            note=dict(type='str'),
             owner=dict(type='str'),
             host=dict(type='str'),
             play=dict(type='str'),

@@ -280,7 +280,7 @@ def ensure_dir(path: str, mode: int = 0o700, key: str | None = None, strict_mode
             raise ToolError(f"cannot create {key or 'directory'} {path}: {exc.strerror or exc}") from exc
     elif strict_mode and stat.S_IMODE(os.stat(path).st_mode) & 0o077:
         os.chmod(path, mode)
-        LOG.warning(f"{key or path}: permissions of {path} tightened to {mode:04o}")
+        LOG.warning("%s: permissions of %s tightened to %04o", key or path, path, mode)
 
 
 # --------------------------------------------------------------------------- config
@@ -343,7 +343,9 @@ def load_config(args) -> dict:
     cfg["_config_path"] = path if os.path.exists(path) else None
 
     # CLI overrides (every key)
-    ov = lambda name: getattr(args, name, None)  # noqa: E731
+    def ov(name):
+        return getattr(args, name, None)
+
     if ov("database") is not None:
         cfg.update(database=ov("database"), volume=None, database_name=None)
     if ov("volume") is not None:
@@ -708,7 +710,7 @@ def acquire_lock(cfg: dict, owner: str, host: str, play: str, reason: str | None
     while True:
         record = try_acquire(cfg, owner, host, play, reason, ttl, user, controller_pid)
         if record is not None:
-            LOG.info(f"lock: acquired by {holder_text(record)} ttl {ttl}s" + (f" reason: {reason}" if reason else ""))
+            LOG.info("lock: acquired by %s ttl %ss%s", holder_text(record), ttl, f" reason: {reason}" if reason else "")
             return record
         current = read_lock(cfg)
         if current is None:
@@ -733,7 +735,7 @@ def release_lock(cfg: dict, token: str) -> str:
                         "and the token given is not its token", EXIT_LOCKED, lock=public_lock(record))
     unlink_lock_if_same(cfg, ident)
     fsync_path(cfg["state_dir"])
-    LOG.info(f"lock: released by its holder {holder_text(record)}")
+    LOG.info("lock: released by its holder %s", holder_text(record))
     return "released"
 
 
@@ -816,7 +818,7 @@ def record_job(cfg: dict, job: str, result: str, message: str, started: float, *
         finally:
             os.close(fd)
     except OSError as exc:
-        LOG.warning(f"status: could not record {job} result in {status_path(cfg)}: {exc}")
+        LOG.warning("status: could not record %s result in %s: %s", job, status_path(cfg), exc)
     refresh_textfile(cfg)
 
 
@@ -1380,7 +1382,7 @@ def cmd_backup(cfg: dict, args) -> Result:
                 db = resolve_database(cfg)
             except MissingDatabase as exc:
                 if args.allow_missing:
-                    LOG.info(f"backup: {exc.message} (--allow-missing)")
+                    LOG.info("backup: %s (--allow-missing)", exc.message)
                     return Result(EXIT_OK, {"ok": True, "skipped": "no database", "message": exc.message,
                                             "_status": "skipped"}, f"skipped: {exc.message} (nothing to back up)")
                 raise
@@ -1398,7 +1400,7 @@ def do_backup(cfg: dict, args, db: str, job_started: float) -> Result:
     ensure_dir(tmp_dir)
     leftovers = clean_tmp(tmp_dir, job_started)
     if leftovers:
-        LOG.warning(f"backup: removed {len(leftovers)} leftover temp file(s) of an interrupted run from {tmp_dir}",
+        LOG.warning("backup: removed %s leftover temp file(s) of an interrupted run from %s", len(leftovers), tmp_dir,
                     extra={"stderr": False})
     fs = mount_point(bdir)
     base = unique_base(bdir, started)
@@ -1500,8 +1502,7 @@ def do_backup(cfg: dict, args, db: str, job_started: float) -> Result:
             "copy_seconds": manifest["copy_seconds"], "page_count": report["page_count"],
             "schema": manifest["schema"], "row_counts": report["row_counts"], "leftovers_removed": leftovers,
             "message": f"verified backup {final}"}
-    LOG.info(f"backup: ok {final} ({human_size(comp_size)}, raw {human_size(raw_size)}, "
-             f"{manifest['duration_seconds']:.1f}s)")
+    LOG.info("backup: ok %s (%s, raw %s, %.1fs)", final, human_size(comp_size), human_size(raw_size), manifest['duration_seconds'])
     text = (f"backup ok: {final}\n  size {human_size(comp_size)} ({method}; raw {human_size(raw_size)}), "
             f"{manifest['duration_seconds']:.1f}s, integrity ok, foreign keys ok")
     if cfg["offsite"] and not getattr(args, "no_offsite", False):
@@ -1548,10 +1549,10 @@ def do_offsite(cfg: dict, backup: str, manifest: str) -> dict:
             target = dest.rstrip("/") + "/" + os.path.basename(backup)
     except (ToolError, OSError) as exc:
         message = exc.message if isinstance(exc, ToolError) else f"offsite copy failed: {exc}"
-        LOG.error(f"offsite: FAILED: {one_line(message)} (the local backup {backup} is good)")
+        LOG.error("offsite: FAILED: %s (the local backup %s is good)", one_line(message), backup)
         record_job(cfg, "offsite", "failed", message, started)
         return {"ok": False, "error": message}
-    LOG.info(f"offsite: ok {target}")
+    LOG.info("offsite: ok %s", target)
     record_job(cfg, "offsite", "ok", f"copied to {target}", started)
     return {"ok": True, "target": target}
 
@@ -1598,7 +1599,7 @@ def check_quick(cfg: dict, args) -> Result:
         raise ToolError(f"quick_check of the LIVE database {db} FAILED: {first_problems(rows)}; "
                         "restore from the newest verified backup (docs/runbooks/integrity-check-failed.md)",
                         EXIT_FAILED, database=db, problems=problem_lines(rows)[:100])
-    LOG.info(f"check_quick: ok {db} ({seconds}s)")
+    LOG.info("check_quick: ok %s (%ss)", db, seconds)
     return Result(EXIT_OK, {"ok": True, "database": db, "quick_check": rows, "seconds": seconds,
                             "message": f"quick_check ok {db}"}, f"check --quick ok: {db} ({seconds}s)")
 
@@ -1646,7 +1647,7 @@ def check_full(cfg: dict) -> Result:
     finally:
         remove_quietly(tmp, *sqlite_side_files(tmp))
     seconds = round(time.monotonic() - t0, 3)
-    LOG.info(f"check_full: ok {newest.path} ({seconds}s)")
+    LOG.info("check_full: ok %s (%ss)", newest.path, seconds)
     return Result(EXIT_OK, {"ok": True, "backup": newest.path, "integrity_check": report["integrity_check"],
                             "foreign_key_check": report["foreign_key_check"], "seconds": seconds,
                             "message": f"full check ok {newest.path}"},
@@ -1680,11 +1681,11 @@ def cmd_prune(cfg: dict, args) -> Result:
             lines = [f"prune{' (dry run)' if args.dry_run else ''}: kept {len(kept)}, {verb} {len(deleted)}"]
             if decision.blocked:
                 lines.append(f"  nothing pruned: {decision.blocked}")
-                LOG.warning(f"prune: nothing pruned: {decision.blocked}", extra={"stderr": False})
+                LOG.warning("prune: nothing pruned: %s", decision.blocked, extra={"stderr": False})
             lines += [f"  keeps: {k['path']} ({', '.join(k['tiers'])})" for k in kept]
             lines += [f"  {verb}: {p}" for p in deleted]
             if deleted and not args.dry_run:
-                LOG.info(f"prune: deleted {len(deleted)} backup(s), kept {len(kept)}")
+                LOG.info("prune: deleted %s backup(s), kept %s", len(deleted), len(kept))
             return Result(EXIT_OK, {"ok": True, "dry_run": args.dry_run, "kept": kept,
                                     ("would_delete" if args.dry_run else "deleted"): deleted,
                                     "blocked": decision.blocked, "policy": cfg["retention"],
@@ -1939,7 +1940,7 @@ def _do_restore(cfg, args, db, exists, backup, started, when, moved, state) -> R
     if rows != ["ok"]:
         raise ToolError(f"restored {backup.name} into {db} but its quick_check FAILED: {first_problems(rows)}; "
                         f"{aside_text}", EXIT_FAILED, **details)
-    LOG.warning(f"restore: {backup.path} (taken {when}) restored into {db}; {aside_text}", extra={"stderr": False})
+    LOG.warning("restore: %s (taken %s) restored into %s; %s", backup.path, when, db, aside_text, extra={"stderr": False})
     return Result(EXIT_OK, data, "\n".join(lines))
 
 
@@ -2116,7 +2117,7 @@ def refresh_textfile(cfg: dict) -> str | None:
         ensure_dir(cfg["textfile_dir"], mode=0o755)
         atomic_write(path, render_metrics(snapshot(cfg)).encode(), 0o644)
     except (OSError, ToolError) as exc:
-        LOG.warning(f"metrics: could not write {path}: {exc}")
+        LOG.warning("metrics: could not write %s: %s", path, exc)
         return None
     return path
 
@@ -2217,8 +2218,8 @@ def cmd_lock(cfg: dict, args) -> Result:
                                 EXIT_LOCKED, lock=public_lock(now_record), state=lock_state(now_record))
         fsync_path(cfg["state_dir"])
         refresh_textfile(cfg)
-        LOG.warning(f"lock: BROKEN by {who_am_i()} on {socket.gethostname()} (reason: {args.reason or 'none given'}): "
-                    f"was {state}, held by {holder_text(record)}", extra={"stderr": False})
+        LOG.warning("lock: BROKEN by %s on %s (reason: %s): was %s, held by %s", who_am_i(), socket.gethostname(),
+                    args.reason or 'none given', state, holder_text(record), extra={"stderr": False})
         return Result(EXIT_OK, {"ok": True, "state": "broken", "was": public_lock(record), "was_state": state,
                                 "message": f"broke the lock of {holder_text(record)}"},
                       f"maintenance lock broken (was {state}, held by {holder_text(record)})")
@@ -2466,7 +2467,7 @@ def mig_begin(cfg: dict, args, record: dict) -> Result:
                "state": "begun", "started": iso(t), "started_epoch": round(t, 3),
                "database": db, "copy": copy, "aside": aside, "steps": [{"step": "begun", "at": iso(t)}]}
     write_journal(cfg, journal)
-    LOG.info(f"migration: begun {journal_text(journal)}")
+    LOG.info("migration: begun %s", journal_text(journal))
     return Result(EXIT_OK, {"ok": True, "journal": journal, "message": f"migration {args.id} begun"},
                   f"migration {args.id} begun ({args.from_} -> {args.to}); journal {journal_path(cfg)}")
 
@@ -2479,7 +2480,7 @@ def mig_step(cfg: dict, args, record: dict) -> Result:
     journal.update(sets)
     add_step(journal, args.name, **sets)
     write_journal(cfg, journal)
-    LOG.info(f"migration: {journal['id']} step '{args.name}'")
+    LOG.info("migration: %s step '%s'", journal['id'], args.name)
     return Result(EXIT_OK, {"ok": True, "journal": journal, "message": f"step '{args.name}' recorded"},
                   f"migration {journal['id']}: step '{args.name}' recorded")
 
@@ -2633,7 +2634,7 @@ def mig_copy(cfg: dict, args, record: dict, sync: bool = True) -> Result:
     add_step(journal, "copied", size=size, page_count=page_count, seconds=seconds, checkpoint_seconds=checkpoint_seconds,
              bytes_seconds=bytes_seconds, live=file_version(live_st))
     write_journal(cfg, journal)
-    LOG.info(f"migration: {journal['id']} copied {db} to {copy} ({human_size(size)}, {seconds}s)")
+    LOG.info("migration: %s copied %s to %s (%s, %ss)", journal['id'], db, copy, human_size(size), seconds)
     return Result(EXIT_OK, {"ok": True, "copy": copy, "database": db, "size": size, "page_count": page_count,
                             "journal_mode": copy_mode, "seconds": seconds, "checkpoint_seconds": checkpoint_seconds,
                             "bytes_seconds": bytes_seconds, "journal": journal,
@@ -2757,8 +2758,8 @@ def mig_swap(cfg: dict, args, record: dict) -> Result:
     seconds = round(time.monotonic() - t0, 3)
     add_step(journal, "swapped", seconds=seconds)
     write_journal(cfg, journal)
-    LOG.warning(f"migration: {journal['id']} swapped the migrated copy into {db} (schema {args.expect_schema}); "
-                f"pre-swap file {aside}", extra={"stderr": False})
+    LOG.warning("migration: %s swapped the migrated copy into %s (schema %s); pre-swap file %s", journal['id'], db,
+                args.expect_schema, aside, extra={"stderr": False})
     return Result(EXIT_OK, {"ok": True, "checks": checks, "database": db, "aside": aside, "seconds": seconds,
                             "journal": journal, "message": f"swapped: {db} is the migrated copy"},
                   f"swapped: {db} is now the migrated copy (schema {args.expect_schema}; quick_check ok, "
@@ -2833,8 +2834,8 @@ def mig_adopt(cfg: dict, args) -> Result:
              previous_holder=holder_text(record) if record else None)
     write_journal(cfg, journal)
     refresh_textfile(cfg)
-    LOG.warning(f"migration: {journal['id']} adopted by {holder_text(new)} (the lock was {state}"
-                f"{', held by ' + holder_text(record) if record else ''})", extra={"stderr": False})
+    LOG.warning("migration: %s adopted by %s (the lock was %s%s)", journal['id'], holder_text(new), state,
+                ', held by ' + holder_text(record) if record else '', extra={"stderr": False})
     return Result(EXIT_OK, {"ok": True, "token": new["token"], "lock": public_lock(new), "journal": journal,
                             "previous_lock": public_lock(record), "previous_lock_state": state,
                             "message": f"adopted {journal_text(journal)}"}, new["token"])
@@ -2871,7 +2872,7 @@ def mig_revert(cfg: dict, args, record: dict) -> Result:
     live_schema = schema_version(db, cfg["busy_timeout_ms"])
     add_step(journal, "reverted", how=how, live_schema=live_schema)
     write_journal(cfg, journal)
-    LOG.warning(f"migration: {journal['id']} reverted: {text} (schema {live_schema})", extra={"stderr": False})
+    LOG.warning("migration: %s reverted: %s (schema %s)", journal['id'], text, live_schema, extra={"stderr": False})
     return Result(EXIT_OK, {"ok": True, "reverted": how, "live_schema": live_schema, "database": db,
                             "journal": journal, "message": text},
                   f"{text}\n  {db}: schema {live_schema or '?'}")
@@ -2928,7 +2929,7 @@ def mig_finish(cfg: dict, args, record: dict) -> Result:
             entries.append((st.st_mtime, name, path))
     for _mtime, _name, path in sorted(entries, reverse=True)[MIGRATION_HISTORY_KEEP:]:
         remove_quietly(path)
-    LOG.info(f"migration: {journal['id']} finished: {result}" + (f" ({args.message})" if args.message else ""))
+    LOG.info("migration: %s finished: %s%s", journal['id'], result, f" ({args.message})" if args.message else "")
     return Result(EXIT_OK, {"ok": True, "result": result, "history": target, "journal": journal,
                             "message": f"migration {journal['id']} finished: {result}"},
                   f"migration {journal['id']} finished: {result}; journal kept as {target}")
@@ -3038,7 +3039,6 @@ def cmd_migration(cfg: dict, args) -> Result:
     with jobs_lock(cfg, f"migration {action}", wait):
         record = require_token(cfg, args.lock_token)  # it may have been broken while we waited
         return MIGRATION_ACTIONS[action](cfg, args, record)
-
 
 
 # --------------------------------------------------------------------------- CLI
@@ -3243,21 +3243,21 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args)
         result = args.func(cfg, args)
     except Skip as exc:
-        LOG.warning(f"{command}: {exc.message}", extra={"stderr": False})
+        LOG.warning("%s: %s", command, exc.message, extra={"stderr": False})
         result = Result(exc.code, {**exc.details, "ok": False, "skipped": exc.message}, exc.message)
     except ToolError as exc:
-        LOG.error(f"{command}: FAILED: {one_line(exc.message)}")
+        LOG.error("%s: FAILED: %s", command, one_line(exc.message))
         result = Result(exc.code, {**exc.details, "ok": False, "error": exc.message}, "")
     except OSError as exc:  # an I/O problem no step above turned into a clearer message
         where = f": {exc.filename}" if exc.filename else ""
         message = f"{exc.strerror or exc}{where}"
-        LOG.error(f"{command}: FAILED: {one_line(message)}")
+        LOG.error("%s: FAILED: %s", command, one_line(message))
         result = Result(EXIT_FAILED, {"ok": False, "error": message}, "")
     except KeyboardInterrupt:
-        LOG.error(f"{command}: FAILED: interrupted")
+        LOG.error("%s: FAILED: interrupted", command)
         result = Result(EXIT_FAILED, {"ok": False, "error": "interrupted"}, "")
     except Exception as exc:  # a bug: one clear line, then the traceback on stderr
-        LOG.error(f"{command}: FAILED: internal error: {one_line(repr(exc))}")
+        LOG.error("%s: FAILED: internal error: %s", command, one_line(repr(exc)))
         import traceback
         traceback.print_exc(file=sys.stderr)
         result = Result(EXIT_FAILED, {"ok": False, "error": f"internal error: {exc!r}"}, "")

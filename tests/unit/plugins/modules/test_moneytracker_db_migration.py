@@ -86,7 +86,7 @@ def test_a_whole_migration_through_the_module(run_module, env, tmp_path):
     assert st["journal"]["backup"] == "/b.db.zst"
     assert dump(Path(str(env.db) + ".pre-swap")) == before
 
-    f = run_module("migration", action="finish", lock_token=token, result="done", message="migrated by test")
+    f = run_module("migration", action="finish", lock_token=token, result="done", note="migrated by test")
     assert f.rc == 0 and f.result["changed"] is True, f.stdout
     assert run_module("migration", action="status").result["unfinished"] is False
     for run in (b, s, r, f):
@@ -110,7 +110,7 @@ def test_a_failing_migration_fails_with_the_tools_message_and_its_output(run_mod
     rv = run_module("migration", action="revert", lock_token=token)
     assert rv.rc == 0 and rv.result["changed"] is True, rv.stdout
     assert not Path(str(env.db) + ".migrating").exists() and sha256(env.db) == live
-    fin = run_module("migration", action="finish", lock_token=token, result="reverted", message="failed in test")
+    fin = run_module("migration", action="finish", lock_token=token, result="reverted", note="failed in test")
     assert fin.rc == 0, fin.stdout
 
 
