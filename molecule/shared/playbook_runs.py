@@ -60,3 +60,21 @@ def api(host, method: str, path: str, payload=None, base: str = "http://127.0.0.
         cmd = (f"curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -H 'X-CSRF-Token: {token}'"
                f" --data '{json.dumps(payload)}' '{base}{path}'")
     return json.loads(host.check_output(cmd))
+
+
+def redeploy_from_scratch(host, timeout: int = 900) -> str:
+    """A test fixture, not an operator procedure: the app's state removed from the test host (the
+    stack and its data volume, the project directory with the release history, the backups, the
+    host tool's state: lock and journal), then deploy.yml as the scenario's converge runs it. The
+    host is as right after converge (the images stay loaded). Returns the play's output."""
+    host.check_output(
+        "set -e; if [ -f /opt/moneytracker/compose.yaml ]; then"
+        " docker compose -f /opt/moneytracker/compose.yaml down --remove-orphans --timeout 10; fi;"
+        " docker volume rm -f moneytracker_data >/dev/null;"
+        " rm -rf /opt/moneytracker /var/backups/moneytracker /var/lib/moneytracker-db")
+    proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout, check=False,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return proc.stdout

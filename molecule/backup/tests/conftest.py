@@ -1,8 +1,9 @@
 """Helpers for the backup scenario: cron lines as cron runs them, the app's API through nginx on
 the test host, and the collection's playbooks run from the controller as an operator would.
 
-The test files are numbered: they run in that order on one converged host (test_1_role sees the
-deploy's first backup before the cron prune of test_2 may remove it; the restore drill runs last).
+Each test file sets up what it needs on the converged host, so the files pass in any order
+(test_role.py takes a first backup again when another file's prune removed the deploy's).
+MOLECULE_VERIFY_REVERSE=1 runs the files in reverse order (a check).
 """
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from verify_order import pytest_collection_modifyitems  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 
 CRON_FILE = "/etc/cron.d/moneytracker-db"
 TOOL = "/usr/local/sbin/moneytracker-db"

@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import redeploy_from_scratch  # noqa: E402  pylint: disable=wrong-import-position
 from playbook_runs import killed_at_task  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
@@ -77,6 +78,8 @@ def baseline(host):
     """Release 1.0.0 with an account; its database and compose file kept to start each case from."""
     if host.file(BASELINE).exists:  # a rerun of the tests on a kept test host
         return BASELINE
+    if version(host).get("release") != "1.0.0":  # test_up_failures.py ran first (on 2.0.0)
+        redeploy_from_scratch(host)
     assert version(host)["release"] == "1.0.0"
     host.check_output("curl -sS -X POST -H 'Content-Type: application/json' "
                       "-H \"X-CSRF-Token: $(curl -sS http://127.0.0.1:8080/api/csrf | python3 -c "

@@ -10,8 +10,8 @@ exit code is checked against the runbook (0, or the `# exit N` written next to t
 The placeholders get the values an operator would read off the screen (the message of the play,
 the output of the command before), per the table in docs/runbooks/README.md.
 
-Runs after test_migrate.py (file order) and starts from the release it left (2.0.0, migrated from
-1.0.0); alone after a converge, it first migrates 1.0.0 -> 2.0.0. The states, in order:
+Starts from the release test_migrate.py leaves (2.0.0, migrated from 1.0.0); from another one (alone
+after a converge, or before test_migrate.py) it first gets there (rollback, migrate). The states, in order:
  1. roll-back-a-release: 2.0.0 migrated from 1.0.0, plus a write made on 2.0.0.
  2. migration-failed: the broken release 2.1.0-broken fails in its migration.
  3. migration-failed, "the maintenance page stays on": the broken release again, the controller

@@ -2,24 +2,33 @@
 role's defaults), `docker inspect` of the project's containers, and Prometheus's HTTP API, all
 read on the test host.
 
-The test files are numbered: they run in that order on one converged host (the last one turns
-Prometheus and then the whole project off).
+Each test file starts from the converged state (cadvisor, Prometheus and node_exporter up, as
+molecule.yml sets them): the autouse fixture `monitoring_on` converges monitoring-only.yml again
+when a file before it left something off (test_off.py turns Prometheus, then everything, off), so
+the files pass in any order. MOLECULE_VERIFY_REVERSE=1 runs the files in reverse order (a check).
 """
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from verify_order import pytest_collection_modifyitems  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+
 SCENARIO = Path(__file__).resolve().parents[1]
 ROOT = SCENARIO.parents[1]
 PROJECT = "moneytracker-monitoring"
 PROJECT_DIR = "/opt/moneytracker-monitoring"
 PROMETHEUS = "http://127.0.0.1:9090"
+SERVICES_ON = ["cadvisor", "node-exporter", "prometheus"]
 
 
 def scenario_group_vars() -> dict:
@@ -79,3 +88,26 @@ def mem_bytes(size: str) -> int:
 @pytest.fixture(scope="module")
 def cadvisor(host) -> dict:
     return container(host, "cadvisor")
+
+
+def converge(*extra: str) -> subprocess.CompletedProcess:
+    """monitoring-only.yml (the monitoring role alone) with -e values, as an operator reruns it."""
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / "monitoring-only.yml")]
+    for e in extra:
+        args += ["-e", e]
+    return subprocess.run(args, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), check=False)
+
+
+def running_services(host) -> list[str]:
+    out = host.check_output(f"docker compose -p {PROJECT} ps --status running --format '{{{{.Service}}}}'")
+    return sorted(out.split())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def monitoring_on(host):
+    """The converged state at the start of each test file, whatever ran before it."""
+    if running_services(host) != SERVICES_ON:
+        run = converge()
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert running_services(host) == SERVICES_ON

@@ -5,7 +5,9 @@ import json
 import os
 from pathlib import Path
 
-from conftest import BACKUP_DIR, CRON_FILE, STATE_DIR, TOOL, scenario_group_vars
+import pytest
+
+from conftest import BACKUP_DIR, CRON_FILE, STATE_DIR, TOOL, run_playbook, scenario_group_vars
 
 DEFAULT_SCHEDULES = {
     "moneytracker_db_backup_schedule": "15 2 * * *",
@@ -98,6 +100,29 @@ def test_cron_daemon_did_not_reject_the_file(host):
     assert "moneytracker-db) ERROR" not in log and "moneytracker-db) BAD" not in log, log
 
 
-def test_first_backup_taken_at_deploy(host):
-    manifests = host.check_output(f"grep -l '\"label\": \"first backup at deploy\"' {BACKUP_DIR}/*.manifest.json || true")
-    assert manifests.strip(), "the deploy took no first backup"
+def _first_backup_manifests(host) -> str:
+    return host.check_output(f"grep -l '\"label\": \"first backup at deploy\"' {BACKUP_DIR}/*.manifest.json || true")
+
+
+@pytest.fixture(scope="module")
+def first_backup(host):
+    """The manifests of the backup the deploy took because there was none. A prune in another test
+    file removes it (retention keeps one backup a day): then the backups are moved aside, deploy.yml
+    runs on a host without a backup, and they are put back afterwards."""
+    found = _first_backup_manifests(host)
+    if found.strip():
+        yield found
+        return
+    aside = f"{BACKUP_DIR}.aside"
+    host.check_output(f"rm -rf {aside} && mkdir -m 0700 {aside}"
+                      f" && find {BACKUP_DIR} -mindepth 1 -maxdepth 1 -exec mv -t {aside} {{}} +")
+    try:
+        r = run_playbook("deploy")
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        yield _first_backup_manifests(host)
+    finally:
+        host.check_output(f"find {aside} -mindepth 1 -maxdepth 1 -exec mv -t {BACKUP_DIR} {{}} + ; rmdir {aside}")
+
+
+def test_first_backup_taken_at_deploy(first_backup):
+    assert first_backup.strip(), "the deploy took no first backup"

@@ -1,21 +1,10 @@
-"""Turning things off (runs last): monitoring_prometheus_enabled=false removes Prometheus and
-node_exporter and leaves cAdvisor running untouched; monitoring_enabled=false then removes every
-container of the project, and keeps the files and Prometheus's data volume."""
-import os
-import subprocess
-from pathlib import Path
-
+"""Turning things off: monitoring_prometheus_enabled=false removes Prometheus and node_exporter
+and leaves cAdvisor running untouched; monitoring_enabled=false then removes every container of
+the project, and keeps the files and Prometheus's data volume. A test file after this one gets
+the converged state back from conftest's monitoring_on fixture."""
 import pytest
 
-from conftest import PROJECT, PROJECT_DIR, SCENARIO, container, project_containers
-
-
-def converge(*extra: str) -> subprocess.CompletedProcess:
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(Path(SCENARIO) / "monitoring-only.yml")]
-    for e in extra:
-        args += ["-e", e]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+from conftest import PROJECT, PROJECT_DIR, container, converge, project_containers
 
 
 @pytest.fixture(scope="module")
