@@ -88,3 +88,13 @@ def test_a_new_secret_file_changes_the_compose_file(tmp_path):
     first, _ = render(tmp_path)
     second, _ = render(tmp_path, _app_secret_key_stat={"stat": {"exists": True, "mtime": 1700000099.5}})
     assert first != second
+
+
+def test_a_digest_pin_delivered_by_archive_runs_under_the_reference_the_host_knows(tmp_path):
+    # The images role maps a digest pin loaded from an archive to name:sha256-<hex> (images_resolved):
+    # the compose file must use that reference; a tag pin stays as configured.
+    pin = "moneytracker/backend@sha256:" + "ab" * 32
+    _, compose = render(tmp_path, app_backend_image=pin,
+                        images_resolved={pin: "moneytracker/backend:sha256-" + "ab" * 32})
+    assert compose["services"]["backend"]["image"] == "moneytracker/backend:sha256-" + "ab" * 32
+    assert compose["services"]["frontend"]["image"] == "moneytracker/frontend:1.0.0"

@@ -925,7 +925,7 @@ def select_retention(items, policy: dict) -> RetentionDecision:
         return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
 
     def week(ts):
-        y, w, _ = dt.datetime.fromtimestamp(ts, dt.UTC).isocalendar()
+        y, w, _weekday = dt.datetime.fromtimestamp(ts, dt.UTC).isocalendar()
         return f"{y}-W{w:02d}"
 
     def month(ts):
