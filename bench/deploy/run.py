@@ -271,7 +271,7 @@ print(json.dumps(args))
                 raise RuntimeError(f"no-op run {i} reported changed={recap.get('changed')} (expected 0); see "
                                    f"{self.logs}/noop-{i}.log")
             self.R["noop"].append({"seconds": took, "recap": recap, "recs": recs})
-            c = statistics.median(self.timed(*compose) for _ in range(3))
+            c = statistics.median(self.timed(*compose) for _round in range(3))
             self.R["compose"].append(c)
             log(f"no-op {i}: {took:.1f} s ({recap}); compose no-op {c:.2f} s")
 
@@ -359,7 +359,7 @@ print(json.dumps(args))
         out = [f"# bench/deploy results ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
                "`python3 bench/deploy/run.py --noop-runs %d` on commit %s; %s" % (
                    self.args.noop_runs, self.commit, self.machine()),
-               f"Load average (1/5/15 min) at each step: "
+               "Load average (1/5/15 min) at each step: "
                + "; ".join(f"{k} {v}" for k, v in R["loads"]) + f"; end {load()}.", "",
                "| metric | value | baseline / goal | |", "| --- | ---: | --- | --- |"]
         out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
@@ -397,7 +397,7 @@ print(json.dumps(args))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--noop-runs", type=int, default=3, help="no-op rounds (deploy + compose no-op), default 3")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     ap.add_argument("--name", default="mt-bench-deploy", help="the test hosts' name (and <name>-bare)")
@@ -417,9 +417,9 @@ def main() -> int:
     signal.signal(signal.SIGHUP, on_signal)
 
     bench = Bench(args)
-    bench.commit = (run_text(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]) or "?") + \
-        (" (with uncommitted changes)" if run_text(["git", "-C", REPO, "status", "--porcelain", "--", "roles",
-                                                      "playbooks", "ansible.cfg"]) else "")
+    dirty = run_text(["git", "-C", REPO, "status", "--porcelain", "--", "roles", "playbooks", "ansible.cfg"])
+    bench.commit = ((run_text(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]) or "?")
+                    + (" (with uncommitted changes)" if dirty else ""))
     try:
         bench.run()
         text = bench.report()
