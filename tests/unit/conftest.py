@@ -269,3 +269,18 @@ def tmpfs(tmp_path):
     yield mount
     for target in reversed(mounted):
         subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+# A TEST DOUBLE of the new image's migration, run on the copy by `moneytracker-db migration run`
+# (argv: copy, schema to set, seconds to sleep first; schema "fail" exits 3 after changing it): it
+# proves what the tool and the module do around a migration, not anything about alembic.
+MIGRATE_PY = (
+    "import sqlite3, sys, time\n"
+    "time.sleep(float(sys.argv[3]))\n"
+    "con = sqlite3.connect(sys.argv[1])\n"
+    "con.execute(\"ALTER TABLE accounts ADD COLUMN currency TEXT NOT NULL DEFAULT 'EUR'\")\n"
+    "con.execute('UPDATE alembic_version SET version_num = ?', (sys.argv[2],))\n"
+    "con.commit()\n"
+    "print('upgraded on the copy')\n"
+    "sys.exit(0 if sys.argv[2] != 'fail' else 3)\n"
+)

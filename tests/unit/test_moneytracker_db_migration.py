@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import dump, sha256
+from conftest import MIGRATE_PY, dump, sha256
 
 ACQUIRE = ["lock", "acquire", "--owner", "migration", "--host", "ctl-1", "--play", "migrate.yml",
            "--user", "alice", "--controller-pid", "4242"]
@@ -678,17 +678,6 @@ def test_swap_refuses_a_copy_replaced_after_its_checks(env, tool, monkeypatch):
 
 
 # --------------------------------------------------------------------------- migration run (one process)
-
-MIGRATE_PY = (
-    "import sqlite3, sys, time\n"
-    "time.sleep(float(sys.argv[3]))\n"
-    "con = sqlite3.connect(sys.argv[1])\n"
-    "con.execute(\"ALTER TABLE accounts ADD COLUMN currency TEXT NOT NULL DEFAULT 'EUR'\")\n"
-    "con.execute('UPDATE alembic_version SET version_num = ?', (sys.argv[2],))\n"
-    "con.commit()\n"
-    "print('upgraded on the copy')\n"
-    "sys.exit(0 if sys.argv[2] != 'fail' else 3)\n"
-)
 
 
 def run_migration(env, token, schema=NEW, sleep=0.0, timeout=60, stop_writers=False):

@@ -13,19 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import dump, sha256
+from conftest import MIGRATE_PY, dump, sha256
 
 OLD = "a1b2c3d4"
 NEW = "e5f6a7b8"
-MIGRATE_PY = (
-    "import sqlite3, sys\n"
-    "con = sqlite3.connect(sys.argv[1])\n"
-    "con.execute(\"ALTER TABLE accounts ADD COLUMN currency TEXT NOT NULL DEFAULT 'EUR'\")\n"
-    "con.execute('UPDATE alembic_version SET version_num = ?', (sys.argv[2],))\n"
-    "con.commit()\n"
-    "print('upgraded on the copy')\n"
-    "sys.exit(0 if sys.argv[2] != 'fail' else 3)\n"
-)
 
 
 def take_lock(run_module, **extra) -> str:
@@ -43,7 +34,7 @@ def begin(run_module, token, **facts):
 def migrate(run_module, env, token, schema=NEW, **extra):
     copy = str(env.db) + ".migrating"
     return run_module("migration", action="run", lock_token=token, expect_schema=NEW, timeout=60,
-                      command=[sys.executable, "-c", MIGRATE_PY, copy, schema], **extra)
+                      command=[sys.executable, "-c", MIGRATE_PY, copy, schema, "0"], **extra)
 
 
 def test_status_of_a_quiet_database_changes_nothing(run_module, env):
