@@ -30,7 +30,7 @@ def deploy(host):
 def task_status(stdout: str, name: str) -> str:
     """'ok', 'changed' or 'skipping' of the task whose title contains name."""
     for block in stdout.split("\nTASK [")[1:]:
-        title, _, body = block.partition("\n")
+        title, body = (block.split("\n", 1) + [""])[:2]
         if name in title:
             found = re.search(r"^(ok|changed|skipping):", body, re.M)
             return found.group(1) if found else "?"

@@ -30,7 +30,6 @@ def _load(path):
     return mod
 
 
-
 def run(tmp_path, env=None, check_mode=False, **params):
     if check_mode:
         params["_ansible_check_mode"] = True
