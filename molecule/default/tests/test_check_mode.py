@@ -30,3 +30,19 @@ def test_check_mode_on_the_deployed_host_changes_nothing(host):
     changed = [block.split("]", 1)[0] for block in run.stdout.split("\nTASK [")[1:] if "\nchanged: " in block]
     assert recap.groups() == ("0", "0", "0"), (changed, out[-4000:])
     assert host.check_output(STATE) == before
+
+
+def test_check_mode_with_a_new_release_says_what_it_cannot_ask(host):
+    """A new backend image that a run would load first: check mode loads nothing, so it cannot ask
+    that image what is pending; it says so (before, it asked the running image, or failed writing a
+    release record into a directory check mode had not created) and changes nothing."""
+    before = host.check_output(STATE + "; docker images -q --no-trunc | sort")
+    run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--check",
+                          "-e", "app_backend_image=moneytracker/backend:2.1.0-broken", str(CONVERGE)],
+                         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL, check=False,
+                         env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "check mode: the new backend image is not loaded on the host yet" in " ".join(out.split())
+    assert "a run would record this release" in " ".join(out.split())
+    assert host.check_output(STATE + "; docker images -q --no-trunc | sort") == before
