@@ -250,6 +250,9 @@ def test_backup_and_state_dir_the_same(tmp_path):
 def test_registry_login_incomplete(tmp_path):
     msg = refused(tmp_path, "app", "app_registry_url=registry.example.com", "app_registry_username=ci")
     assert "(app_registry_password is empty)" in msg, msg
+    msg = refused(tmp_path, "monitoring", "monitoring_registry_url=registry.example.com",
+                  "monitoring_registry_password=pw")
+    assert "(monitoring_registry_username is empty)" in msg, msg
     assert "app_image_archive_dir" not in msg, msg
 
 
