@@ -49,6 +49,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import interrupt_on_term, run_text  # noqa: E402  (bench/benchlib.py)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "roles", "moneytracker_db", "files", "moneytracker_db.py")
 MiB = 1 << 20
@@ -100,12 +103,6 @@ def ratio(a, b) -> str:
         return "—"
     r = a / b
     return f"{r:.2f}×" if r < 100 else f"{r:.0f}×"
-
-
-def run_text(argv: list[str]) -> str:
-    with contextlib.suppress(Exception):
-        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False).stdout.strip()
-    return ""
 
 
 # --------------------------------------------------------------------------- database build
@@ -907,10 +904,7 @@ def main() -> int:
         print(f"not enough space under {args.workdir}: need ~{need / (1 << 30):.1f} GiB", file=sys.stderr)
         return 2
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    interrupt_on_term()
 
     bench = Bench(args)
     bench.load0 = f"{os.getloadavg()[0]:.2f}"

@@ -47,6 +47,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import interrupt_on_term, platform_args, run_text  # noqa: E402  (bench/benchlib.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TESTHOST_IMAGE = os.environ.get("MOLECULE_TESTHOST_IMAGE", "moneytracker-local/testhost:trixie")
@@ -64,12 +67,6 @@ GOAL_NOOP_S, GOAL_NOOP_RATIO, GOAL_FIRST_RATIO = 15.0, 10.0, 1.5
 
 def log(msg: str) -> None:
     print(f"[deploy {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def run_text(argv: list[str]) -> str:
-    with contextlib.suppress(Exception):
-        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False).stdout.strip()
-    return ""
 
 
 def met(ok: bool) -> str:
@@ -104,7 +101,7 @@ class Host:
         self.created = True
         b.sh("docker", "run", "-d", "--name", self.name, "--hostname", self.name,
              "--label", "org.moneytracker.role=bench-deploy", "--stop-signal", "SIGRTMIN+3",
-             "-v", f"{self.volume}:/var/lib/docker", *b.platform_args(), TESTHOST_IMAGE, "/sbin/init")
+             "-v", f"{self.volume}:/var/lib/docker", *platform_args(b.env["PATH"]), TESTHOST_IMAGE, "/sbin/init")
         # Booted before Ansible's first module: Debian 13 mounts a tmpfs on /tmp while it boots, which
         # hides a module payload extracted there a moment earlier (seen under load).
         subprocess.run(["docker", "exec", self.name, "systemctl", "is-system-running", "--wait"],
@@ -200,31 +197,6 @@ class Bench:
                 os.killpg(self.proc.pid, signal.SIGTERM)  # the group of the ansible-playbook WE started
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(15)
-
-    def platform_args(self) -> list[str]:
-        """docker run flags from the shared Molecule platform (as scripts/sandbox.sh reads them), read by
-        Ansible's own interpreter, which has PyYAML (this script stays stdlib-only)."""
-        exe = shutil.which("ansible-playbook", path=self.env["PATH"])
-        if not exe:
-            raise RuntimeError("ansible-playbook is not on the PATH (make setup; PATH=.venv/bin:$PATH)")
-        with open(exe) as fh:
-            first = fh.readline()
-        py = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
-        code = r'''
-import json, sys, yaml
-p = yaml.safe_load(open(sys.argv[1]))["platforms"][0]
-args = []
-for cap in p.get("capabilities", []): args += ["--cap-add", cap]
-for opt in p.get("security_opts", []): args += ["--security-opt", opt]
-for vol in p.get("volumes", []):
-    if vol != "/var/lib/docker": args += ["-v", vol]
-for t in p.get("tmpfs", []): args += ["--tmpfs", t]
-for k, v in (p.get("env") or {}).items(): args += ["-e", f"{k}={v}"]
-print(json.dumps(args))
-'''
-        return json.loads(self.sh(py, "-c", code, os.path.join(REPO, ".config", "molecule", "config.yml")))
-
-    # ---- the measurements
 
     def first_deploy(self) -> None:
         self.R["loads"].append(("first deploy", load()))
@@ -411,10 +383,7 @@ def main() -> int:
         print("run as root (Docker, like the other benchmarks)", file=sys.stderr)
         return 2
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    interrupt_on_term()
 
     bench = Bench(args)
     dirty = run_text(["git", "-C", REPO, "status", "--porcelain", "--", "roles", "playbooks", "ansible.cfg"])

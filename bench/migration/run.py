@@ -68,6 +68,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import interrupt_on_term, platform_args, run_text  # noqa: E402  (bench/benchlib.py)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1 << 20
 OLD_IMAGE = "moneytracker/backend:1.0.0"
@@ -96,12 +99,6 @@ def ratio(a, b) -> str:
     if a is None or b is None or b == 0:
         return "—"
     return f"{a / b:.2f}×"
-
-
-def run_text(argv: list[str]) -> str:
-    with contextlib.suppress(Exception):
-        return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False).stdout.strip()
-    return ""
 
 
 def parse_ts(text: str) -> float:
@@ -393,29 +390,6 @@ class Bench:
 
     # ---- the test host
 
-    def platform_args(self) -> list[str]:
-        """docker run flags from the shared Molecule platform (as scripts/sandbox.sh reads them). The YAML is
-        read by Ansible's own interpreter, which has PyYAML (this script stays stdlib-only)."""
-        exe = shutil.which("ansible-playbook", path=self.env["PATH"])
-        if not exe:
-            raise RuntimeError("ansible-playbook is not on the PATH (make setup; PATH=.venv/bin:$PATH)")
-        with open(exe) as fh:
-            first = fh.readline()
-        py = first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
-        code = r'''
-import json, sys, yaml
-p = yaml.safe_load(open(sys.argv[1]))["platforms"][0]
-args = []
-for cap in p.get("capabilities", []): args += ["--cap-add", cap]
-for opt in p.get("security_opts", []): args += ["--security-opt", opt]
-for vol in p.get("volumes", []):
-    if vol != "/var/lib/docker": args += ["-v", vol]
-for t in p.get("tmpfs", []): args += ["--tmpfs", t]
-for k, v in (p.get("env") or {}).items(): args += ["-e", f"{k}={v}"]
-print(json.dumps(args))
-'''
-        return json.loads(self.sh(py, "-c", code, os.path.join(REPO, ".config", "molecule", "config.yml")))
-
     def write_inventory(self) -> None:
         gv = os.path.join(self.inventory, "group_vars")
         shutil.copytree(os.path.join(REPO, "inventories", "sandbox", "group_vars"), gv)
@@ -443,7 +417,7 @@ print(json.dumps(args))
         if self.sh("docker", "volume", "ls", "-q", "--filter", f"name=^{self.volume}$"):
             raise RuntimeError(f"the volume {self.volume} exists already (another run?); not touching it")
         self.sh(os.path.join(REPO, "scripts", "build-images.sh"), "testhost", timeout=1800)
-        args = self.platform_args()
+        args = platform_args(self.env["PATH"])
         self.created = True  # from here on, cleanup removes the container and its volume
         self.sh("docker", "run", "-d", "--name", self.name, "--hostname", self.name,
                 "--label", "org.moneytracker.role=bench-migration", "--stop-signal", "SIGRTMIN+3",
@@ -964,10 +938,7 @@ def main() -> int:
         print("run as root (Docker, like the other benchmarks)", file=sys.stderr)
         return 2
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    interrupt_on_term()
 
     bench = Bench(args)
     bench.load0 = f"{os.getloadavg()[0]:.2f}"
