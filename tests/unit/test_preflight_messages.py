@@ -227,6 +227,15 @@ def test_unknown_variable_names_the_closest_known_one(tmp_path, role, typo, know
     assert f"did you mean {known}?" in msg, msg
 
 
+def test_monitoring_disabled_checks_names_not_values(tmp_path):
+    """monitoring_enabled=false only removes the stack: its values are not checked (nothing uses
+    them), a misspelt name still is."""
+    rc, out = run(tmp_path, "monitoring", "monitoring_enabled=false", "monitoring_cadvisor_pids_limit=8")
+    assert rc == 0, out
+    msg = refused(tmp_path, "monitoring", "monitoring_enabled=false", "monitoring_cadvisor_prot=1")
+    assert "did you mean monitoring_cadvisor_port?" in msg, msg
+
+
 def test_unknown_variable_without_a_close_name(tmp_path):
     msg = refused(tmp_path, "app", "app_zzzz=1")
     assert "app_zzzz is not a variable of the app role" in msg, msg
