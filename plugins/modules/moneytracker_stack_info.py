@@ -219,7 +219,7 @@ orphans:
   elements: str
 unhealthy:
   description: Services whose container runs the current configuration but is unhealthy or not running
-    (a restart, not a recreate, is what they need).
+    (a restart, not a recreate, is what they need); not one whose health check is still starting.
   returned: always
   type: list
   elements: str
@@ -368,7 +368,8 @@ def compare(config, hashes, containers, image_ids, project):
             if c["state"] != "running" or c["health"] not in (None, "healthy"):
                 reasons.append("%s is %s%s" % (c["name"], c["state"],
                                                "" if c["health"] is None else " (" + c["health"] + ")"))
-                if current and svc not in unhealthy:
+                # Still starting: `up --wait` waits for it; stopped or unhealthy: it needs a restart.
+                if current and c["health"] != "starting" and svc not in unhealthy:
                     unhealthy.append(svc)
     return {"services": services, "leftovers": leftovers, "orphans": orphans, "unhealthy": unhealthy,
             "in_sync": not reasons, "out_of_sync": reasons}

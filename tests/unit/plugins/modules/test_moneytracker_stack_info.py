@@ -129,6 +129,10 @@ def test_unhealthy_or_stopped_on_the_current_configuration_is_to_restart(compare
     assert "mt-frontend-1 is exited" in res["out_of_sync"]
     sick = [_container("mt-backend-1", "backend", health="unhealthy")] + _running()[1:]
     assert compare(CONFIG, HASHES, sick, IDS, "mt")["unhealthy"] == ["backend"]
+    # Still starting: not in sync (up --wait waits for it), but not restarted either.
+    starting = [_container("mt-backend-1", "backend", health="starting")] + _running()[1:]
+    res = compare(CONFIG, HASHES, starting, IDS, "mt")
+    assert res["in_sync"] is False and res["unhealthy"] == []
     # On another configuration a recreate (up) is what it needs, not a restart.
     old = [_container("mt-backend-1", "backend", hash_="old", health="unhealthy")] + _running()[1:]
     assert compare(CONFIG, HASHES, old, IDS, "mt")["unhealthy"] == []
