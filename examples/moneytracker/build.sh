@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the MoneyTracker reference images:
-#   moneytracker/backend:1.0.0  moneytracker/backend:2.0.0  moneytracker/backend:2.1.0-broken
-#   moneytracker/frontend:1.0.0
+#   moneytracker/backend:1.0.0  :2.0.0  :2.0.1 (patch, same schema)  :2.0.1-unready (test double: never
+#   ready)  :2.1.0-broken (test double: its migration fails)
+#   moneytracker/frontend:1.0.0  :1.0.1 (the same files, another image: a frontend release)
+#   moneytracker/edge:1.0.0  :1.0.1 (nginx from the base image, no site: the deploy's edge)
 #
 #   examples/moneytracker/build.sh [--local-base] [--save DIR] [--no-cache]
 #
@@ -25,8 +27,9 @@ PYTHON_IMAGE="${PYTHON_IMAGE:-python:3.13-slim-trixie}"
 DEBIAN_IMAGE="${DEBIAN_IMAGE:-debian:trixie-slim}"
 NGINX_IMAGE="${NGINX_IMAGE:-nginx:1.27-bookworm}"
 SOURCE_URL="${SOURCE_URL:-https://example.invalid/moneytracker}"
-BACKEND_RELEASES=(1.0.0 2.0.0 2.1.0-broken)
-FRONTEND_VERSION=1.0.0
+BACKEND_RELEASES=(1.0.0 2.0.0 2.0.1 2.0.1-unready 2.1.0-broken)
+FRONTEND_VERSIONS=(1.0.0 1.0.1)
+EDGE_VERSIONS=(1.0.0 1.0.1)
 LABEL=org.moneytracker.inputs
 
 log() { printf '[moneytracker-build] %s\n' "$*" >&2; }
@@ -99,10 +102,16 @@ for release in "${BACKEND_RELEASES[@]}"; do
   build "moneytracker/backend:$release" "$HERE/backend" \
     "PYTHON_IMAGE=$PYTHON_IMAGE" "RELEASE=$release" "SOURCE_URL=$SOURCE_URL"
 done
-build "moneytracker/frontend:$FRONTEND_VERSION" "$HERE/frontend" \
-  "DEBIAN_IMAGE=$DEBIAN_IMAGE" "NGINX_IMAGE=$NGINX_IMAGE" "VERSION=$FRONTEND_VERSION" "SOURCE_URL=$SOURCE_URL"
+for version in "${FRONTEND_VERSIONS[@]}"; do
+  build "moneytracker/frontend:$version" "$HERE/frontend" \
+    "DEBIAN_IMAGE=$DEBIAN_IMAGE" "NGINX_IMAGE=$NGINX_IMAGE" "VERSION=$version" "SOURCE_URL=$SOURCE_URL"
+done
+for version in "${EDGE_VERSIONS[@]}"; do
+  build "moneytracker/edge:$version" "$HERE/edge" "NGINX_IMAGE=$NGINX_IMAGE" "VERSION=$version" "SOURCE_URL=$SOURCE_URL"
+done
 log "done in $((SECONDS - total_start))s: ${#built[@]} built, ${#skipped[@]} up to date"
 
 if [[ -n "$save_dir" ]]; then
-  save_images "$save_dir" "${BACKEND_RELEASES[@]/#/moneytracker/backend:}" "moneytracker/frontend:$FRONTEND_VERSION"
+  save_images "$save_dir" "${BACKEND_RELEASES[@]/#/moneytracker/backend:}" "${FRONTEND_VERSIONS[@]/#/moneytracker/frontend:}" \
+    "${EDGE_VERSIONS[@]/#/moneytracker/edge:}"
 fi

@@ -110,6 +110,22 @@ options:
     type: list
     elements: str
     default: []
+  routes:
+    description:
+      - The edge's routes file (written by M(moneytracker.deploy.moneytracker_rollout)) and the
+        services it routes. C(in_sync) is then also false when a routed service has more than one
+        container (an interrupted rollout) or the edge routes it to another container than its one.
+    type: dict
+    suboptions:
+      file:
+        description: The routes file on the host.
+        type: path
+        required: true
+      services:
+        description: The routed services.
+        type: list
+        elements: str
+        required: true
   docker:
     description: The Docker CLI.
     type: path
@@ -223,6 +239,10 @@ unhealthy:
   returned: always
   type: list
   elements: str
+routes:
+  description: The edge's routes, C({service: "container:port"}), when O(routes) is given and the compose file exists.
+  returned: when O(routes) is given
+  type: dict
 in_sync:
   description: Whether the stack runs exactly the active compose file, every service up and healthy
     (see the description); C(false) without a compose file.
@@ -244,6 +264,8 @@ import stat as stat_mod
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.moneytracker.deploy.plugins.module_utils.stack import Docker, DockerError, compare, parse_routes
 
 
 def _stat(path, checksum):
@@ -332,96 +354,12 @@ def _containing(spec):
     return sorted(found)
 
 
-def compare(config, hashes, containers, image_ids, project):
-    """Decide from what Docker reported whether `up` would change anything (pure, unit-tested).
-
-    config: {service: image ref} of the compose file; hashes: {service: config hash};
-    containers: [{name, service, state, health, hash, image_id}]; image_ids: {ref: id or None}."""
-    services = {}
-    reasons = []
-    unhealthy = []
-    leftover_re = re.compile(r"^[0-9a-f]{12}_" + re.escape(project) + "-")
-    leftovers = sorted(c["name"] for c in containers if leftover_re.match(c["name"]))
-    orphans = sorted(c["name"] for c in containers
-                     if c["service"] not in config and c["name"] not in leftovers)
-    for name in leftovers:
-        reasons.append("container %s was left by an interrupted recreate" % name)
-    for name in orphans:
-        reasons.append("container %s belongs to no service of the compose file" % name)
-    for svc in sorted(config):
-        ref = config[svc]
-        mine = [c for c in containers if c["service"] == svc and c["name"] not in leftovers]
-        services[svc] = {"image": ref, "want_hash": hashes.get(svc), "want_image_id": image_ids.get(ref),
-                         "containers": mine}
-        if not mine:
-            reasons.append("service %s has no container" % svc)
-            continue
-        current = True
-        for c in mine:
-            if c["hash"] != hashes.get(svc):
-                reasons.append("%s runs another configuration of %s" % (c["name"], svc))
-                current = False
-            if image_ids.get(ref) is None or c["image_id"] != image_ids.get(ref):
-                reasons.append("%s runs another image than %s" % (c["name"], ref))
-                current = False
-        for c in mine:
-            if c["state"] != "running" or c["health"] not in (None, "healthy"):
-                reasons.append("%s is %s%s" % (c["name"], c["state"],
-                                               "" if c["health"] is None else " (" + c["health"] + ")"))
-                # Still starting: `up --wait` waits for it; stopped or unhealthy: it needs a restart.
-                if current and c["health"] != "starting" and svc not in unhealthy:
-                    unhealthy.append(svc)
-    return {"services": services, "leftovers": leftovers, "orphans": orphans, "unhealthy": unhealthy,
-            "in_sync": not reasons, "out_of_sync": reasons}
-
-
-class Docker(object):
-    def __init__(self, module):
-        self.module = module
-        self.docker = module.params["docker"]
-
-    def run(self, args, cwd=None):
-        rc, out, err = self.module.run_command([self.docker] + args, cwd=cwd)
-        if rc != 0:
-            self.module.fail_json(msg="%s %s failed (rc %s): %s" % (self.docker, " ".join(args), rc,
-                                                                    to_text(err).strip()[-600:]))
-        return to_text(out)
-
-    def containers(self, project):
-        ids = self.run(["ps", "--all", "--quiet", "--no-trunc", "--filter",
-                        "label=com.docker.compose.project=%s" % project]).split()
-        if not ids:
-            return []
-        out = []
-        for c in json.loads(self.run(["container", "inspect"] + ids)):
-            labels = c.get("Config", {}).get("Labels") or {}
-            health = (c.get("State") or {}).get("Health")
-            out.append({
-                "name": c.get("Name", "").lstrip("/"),
-                "service": labels.get("com.docker.compose.service"),
-                "state": (c.get("State") or {}).get("Status"),
-                "health": health.get("Status") if health else None,
-                "hash": labels.get("com.docker.compose.config-hash"),
-                "image_id": c.get("Image"),
-            })
-        return out
-
-    def inspect_images(self, refs):
-        if not refs:
-            return []
-        # Exit 1 when one is missing; the others' data is still printed.
-        dummy, stdout, dummy2 = self.module.run_command([self.docker, "image", "inspect"] + list(refs))
-        try:
-            return json.loads(to_text(stdout) or "[]")
-        except ValueError:
-            return []
-
-    def image_ids(self, refs):
-        out = {}
-        for ref in refs:
-            rc, stdout, dummy = self.module.run_command([self.docker, "image", "inspect", "--format", "{{.Id}}", ref])
-            out[ref] = to_text(stdout).strip() if rc == 0 else None
-        return out
+def _routes(path):
+    try:
+        with open(path) as fh:
+            return parse_routes(fh.read())
+    except (IOError, OSError):
+        return {}
 
 
 def main():
@@ -443,6 +381,10 @@ def main():
                 depth=dict(type="int", default=3),
             )),
             images=dict(type="list", elements="str", default=[]),
+            routes=dict(type="dict", options=dict(
+                file=dict(type="path", required=True),
+                services=dict(type="list", elements="str", required=True),
+            )),
             docker=dict(type="path", default="docker"),
         ),
         required_together=[("project_dir", "project_name")],
@@ -462,31 +404,30 @@ def main():
         unhealthy=[],
         in_sync=False,
         out_of_sync=[],
-        images=Docker(module).inspect_images(p["images"]),
     )
-    if p["project_dir"]:
-        files = [os.path.join(p["project_dir"], f) for f in p["files"]]
-        result["compose_file"] = all(os.path.isfile(f) for f in files)
-        docker = Docker(module)
-        # Without a compose file there is no stack (and maybe no engine yet): Docker is not asked.
-        containers = docker.containers(p["project_name"]) if result["compose_file"] else []
-        result["containers"] = sorted(c["name"] for c in containers)
-        if result["compose_file"]:
-            args = ["compose", "--project-name", p["project_name"]]
-            for f in files:
-                args += ["--file", f]
-            hashes = dict(line.split(None, 1) for line in docker.run(args + ["config", "--hash", "*"],
-                                                                     cwd=p["project_dir"]).splitlines()
-                          if line.strip())
-            hashes = dict((k, v.strip()) for k, v in hashes.items())
-            model = json.loads(docker.run(args + ["config", "--format", "json"], cwd=p["project_dir"]))
-            config = dict((svc, spec.get("image")) for svc, spec in (model.get("services") or {}).items())
-            found = compare(config, hashes, containers, docker.image_ids(sorted(set(config.values()))),
-                            p["project_name"])
-            result.update(found)
-        else:
-            result["leftovers"] = []
-            result["out_of_sync"] = ["no compose file at %s" % ", ".join(files)]
+    docker = Docker(module, p["docker"])
+    try:
+        result["images"] = docker.inspect_images(p["images"])
+        if p["project_dir"]:
+            files = [os.path.join(p["project_dir"], f) for f in p["files"]]
+            result["compose_file"] = all(os.path.isfile(f) for f in files)
+            # Without a compose file there is no stack (and maybe no engine yet): Docker is not asked.
+            containers = docker.containers(p["project_name"]) if result["compose_file"] else []
+            result["containers"] = sorted(c["name"] for c in containers)
+            if result["compose_file"]:
+                config, hashes, dummy = docker.compose_model(p["project_dir"], p["project_name"], p["files"])
+                routes = None
+                if p["routes"]:
+                    result["routes"] = _routes(p["routes"]["file"])
+                    routes = dict((svc, result["routes"].get(svc, "")) for svc in p["routes"]["services"])
+                found = compare(config, hashes, containers, docker.image_ids(sorted(set(config.values()))),
+                                p["project_name"], routes)
+                result.update(found)
+            else:
+                result["leftovers"] = []
+                result["out_of_sync"] = ["no compose file at %s" % ", ".join(files)]
+    except DockerError as e:
+        module.fail_json(msg=to_text(e), **result)
     module.exit_json(**result)
 
 

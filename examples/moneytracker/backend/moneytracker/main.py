@@ -107,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 status_code=503,
             )
 
+        if release.never_ready:
+            return unavailable(f"release {release.version} is a test double that is never ready")
         if db_file is not None and not db_file.exists():
             return unavailable(f"database file {db_file} does not exist: run moneytracker-migrate upgrade")
         try:

@@ -1,6 +1,6 @@
 """Which release this build is, and which schema revision it expects.
 
-One source tree serves three releases. The Docker build passes ``RELEASE``; it is baked into the
+One source tree serves every release below. The Docker build passes ``RELEASE``; it is baked into the
 image as ``APP_RELEASE`` and the build removes every migration above that release's head
 (``python -m moneytracker.release prune RELEASE``), so an image can never migrate further than
 the release it claims to be.
@@ -24,11 +24,18 @@ class Release:
     version: str
     head: str  # the Alembic revision this release's code needs
     categories: bool  # v2 feature: transaction categories and per-category totals
+    never_ready: bool = False  # a test double: /health/ready always answers 503
 
 
 RELEASES = {
     "1.0.0": Release("1.0.0", head="0001", categories=False),
     "2.0.0": Release("2.0.0", head="0002", categories=True),
+    # A patch release: the same schema as 2.0.0, so deploying it needs no migration (the deploy
+    # rolls it out beside 2.0.0 with no failed request).
+    "2.0.1": Release("2.0.1", head="0002", categories=True),
+    # A TEST DOUBLE of a bad patch release: the schema of 2.0.0, but its readiness check never
+    # passes, so the deploy's rollout must keep the old backend serving and fail naming the check.
+    "2.0.1-unready": Release("2.0.1-unready", head="0002", categories=True, never_ready=True),
     # 0003 is deliberately broken half-way (see migrations/versions/0003_*.py): it exists so the
     # deploy's failed-migration path (restore the backup, start the previous image) can be tested.
     "2.1.0-broken": Release("2.1.0-broken", head="0003", categories=True),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
 MODULE_FILE = ROOT / "plugins/modules/moneytracker_stack_info.py"
+STACK_UTILS = ROOT / "plugins/module_utils/stack.py"
 
 
 def _load(path):
@@ -28,6 +29,12 @@ def _load(path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(autouse=True)
+def _collections(collections_tree, monkeypatch):
+    """The module imports the collection's module_utils: its process gets the collection tree."""
+    monkeypatch.setenv("PYTHONPATH", str(collections_tree))
 
 
 def run(tmp_path, env=None, check_mode=False, **params):
@@ -87,7 +94,7 @@ def _container(name, service, hash_="h-" + "b", image="sha256:b", state="running
 
 @pytest.fixture(name="compare")
 def fixture_compare():
-    return _load(MODULE_FILE).compare
+    return _load(STACK_UTILS).compare
 
 
 CONFIG = {"backend": "mt/backend:2", "frontend": "mt/frontend:1"}
@@ -199,3 +206,29 @@ def test_reads_the_stack_through_the_docker_cli(tmp_path):
     (project / "compose.yaml").unlink()
     dummy, res = run(tmp_path, env, project_dir=str(project), project_name="mt", docker=str(double))
     assert res["compose_file"] is False and res["in_sync"] is False and res["containers"] == []
+
+
+def test_routes_must_name_the_one_container_of_each_routed_service(compare):
+    routes = {"backend": "mt-backend-1:8000", "frontend": "mt-frontend-1:8080"}
+    assert compare(CONFIG, HASHES, _running(), IDS, "mt", routes)["in_sync"] is True
+    stale = compare(CONFIG, HASHES, _running(), IDS, "mt", dict(routes, backend="mt-backend-2:8000"))
+    assert stale["out_of_sync"] == ["the edge routes backend to mt-backend-2:8000, not to mt-backend-1"]
+    first = compare(CONFIG, HASHES, _running(), IDS, "mt", dict(routes, frontend=""))
+    assert first["out_of_sync"] == ["the edge routes frontend to nothing, not to mt-frontend-1"]
+    two = _running() + [_container("mt-backend-2", "backend")]
+    res = compare(CONFIG, HASHES, two, IDS, "mt", routes)
+    assert res["in_sync"] is False
+    assert res["out_of_sync"] == ["service backend has 2 containers (mt-backend-1, mt-backend-2): a rollout did not finish"]
+
+
+def test_routes_file_round_trip_and_refuses_what_is_not_a_route():
+    stack = _load(STACK_UTILS)
+    routes = {"frontend": "mt-frontend-1:8080", "backend": "mt-backend-2:8000"}
+    text = stack.render_routes(routes)
+    assert text.splitlines()[-2:] == ['set $mt_route_backend "mt-backend-2:8000";',
+                                      'set $mt_route_frontend "mt-frontend-1:8080";']
+    assert stack.parse_routes(text) == routes
+    assert stack.parse_routes("# comment\nset $other \"x:1\";\n") == {}
+    for bad in ({"backend": "x; include /etc/passwd:1"}, {"backend": "mt-backend-1"}, {"Back-end": "a:1"}):
+        with pytest.raises(ValueError):
+            stack.render_routes(bad)
