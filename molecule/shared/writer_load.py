@@ -19,6 +19,7 @@ BASE = "http://127.0.0.1:8080"
 WRITER = r'''
 import json, os, sys, threading, time, urllib.request, urllib.error
 out_path, tag, writers, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+reads = len(sys.argv) > 5 and sys.argv[5] == "reads"  # GET /api/accounts and / before each write
 BASE = "http://127.0.0.1:8080"
 stop = out_path + ".stop"
 lock = threading.Lock()
@@ -53,6 +54,14 @@ def writer(n):
             if tok is None or acc is None:
                 time.sleep(0.2)
                 continue
+        for path in (("/api/accounts", "/") if reads else ()):
+            t0 = time.time()
+            status, resp = call("GET", path)
+            rec = {"m": "GET", "p": path, "s": status, "t": round(t0, 3), "ms": round((time.time() - t0) * 1000, 1)}
+            if not 200 <= status < 300:
+                rec["e"] = resp[:120].decode(errors="replace")
+            with lock:
+                out.write(json.dumps(rec) + "\n")
         seq += 1
         desc = f"{tag}-w{n}-{seq}"
         body = json.dumps({"account_id": acc, "amount_cents": seq, "description": desc,
@@ -60,7 +69,7 @@ def writer(n):
         t0 = time.time()
         status, resp = call("POST", "/api/transactions", body,
                             {"Content-Type": "application/json", "X-CSRF-Token": tok})
-        rec = {"d": desc, "s": status, "t": round(t0, 3)}
+        rec = {"m": "POST", "d": desc, "s": status, "t": round(t0, 3), "ms": round((time.time() - t0) * 1000, 1)}
         if 200 <= status < 300:
             rec["id"] = json.loads(resp)["id"]
         elif status == 403:
@@ -83,11 +92,15 @@ def _paths(tag):
     return f"/tmp/writers-{tag}.jsonl", "/tmp/writer_load.py"
 
 
-def start(host, tag: str, writers: int = 4, limit_seconds: int = 900) -> None:
+def start(host, tag: str, writers: int = 4, limit_seconds: int = 900, reads: bool = False) -> None:
+    """`writers` clients, each POSTing (and with reads=True, GETting /api/accounts and the UI's /
+    before each POST) through nginx on the test host until stop()."""
     out, script = _paths(tag)
     host.check_output(f"cat > {script} <<'EOF'\n{WRITER}\nEOF")
+    mode = "reads" if reads else "writes"
     host.check_output(f"rm -f {out} {out}.stop {out}.done; "
-                      f"nohup python3 {script} {out} {tag} {writers} {limit_seconds} >/tmp/writers-{tag}.log 2>&1 &")
+                      f"nohup python3 {script} {out} {tag} {writers} {limit_seconds} {mode} "
+                      f">/tmp/writers-{tag}.log 2>&1 &")
     # Wait for the first answered write, so that the load covers the whole operation.
     for _ in range(100):
         if host.run(f"grep -q '\"s\": 20' {out}").rc == 0:
@@ -118,7 +131,7 @@ def live_rows(host, tag: str) -> list[tuple[int, str]]:
 
 def check(host, tag: str, records: list[dict]) -> dict:
     """Every 2xx write present by id, exactly once, no id handed out twice. Returns figures."""
-    ok = [r for r in records if 200 <= r["s"] < 300]
+    ok = [r for r in records if 200 <= r["s"] < 300 and "d" in r]
     assert ok, "no write was answered 2xx: the load proves nothing"
     ids = [r["id"] for r in ok]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -135,6 +148,15 @@ def check(host, tag: str, records: list[dict]) -> dict:
     failed = [r for r in records if not 200 <= r["s"] < 300]
     return {"answered_2xx": len(ok), "other": len(failed),
             "statuses": sorted({r["s"] for r in failed}), "rows": len(rows)}
+
+
+def latency(records: list[dict], since: float = 0.0, until: float = float("inf")) -> dict:
+    """Request count and p50/p99/max latency (ms) of the records started in [since, until)."""
+    ms = sorted(r["ms"] for r in records if "ms" in r and since <= r["t"] < until)
+    if not ms:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    return {"n": len(ms), "p50": ms[len(ms) // 2], "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+            "max": ms[-1]}
 
 
 def record(line: str, name: str = "writers") -> None:

@@ -431,15 +431,19 @@ class Rollout(object):
             self.docker.call(["rm", "--force", new["id"]])
             self.say("%s: removed %s, which did not become healthy; %s" % (
                 svc, new["name"], ("%s keeps serving" % live["name"]) if live else "nothing serves " + svc))
-            raise RolloutFailed("%s: the new container %s; %s. It was removed%s." % (
-                svc, e, "; ".join(e.extra.get("health_output") or ["(no health check output)"]),
+            said = [x for x in e.extra.get("health_output") or [] if x]
+            raise RolloutFailed("%s: the new container %s; its health check said: %s. It was removed%s." % (
+                svc, e, said[-1] if said else "(nothing)",
                 (" and %s keeps serving" % live["name"]) if live else ""), **e.extra)
         self.say("%s: started %s%s, healthy in %.1f s" % (svc, new["name"], beside, healthy_s))
         took, drained_s, drained = self.switch(svc, "%s:%d" % (new["name"], port),
                                                "route %s to %s" % (svc, new["name"]))
-        self.say("%s: the edge routes to %s (reload %.1f s, %s)" % (
-            svc, new["name"], took, ("drained in %.1f s" % drained_s) if drained
-            else "old edge workers still busy after %d s" % self.p["drain_timeout"]))
+        if self.edge_container() is None:
+            self.say("%s: routed to %s (the edge is started after the services)" % (svc, new["name"]))
+        else:
+            self.say("%s: the edge routes to %s (reload %.1f s, %s)" % (
+                svc, new["name"], took, ("drained in %.1f s" % drained_s) if drained
+                else "old edge workers still busy after %d s" % self.p["drain_timeout"]))
         entry.update(container=new["name"], previous=live["name"] if live else None,
                      action="rolled" if live else "started")
         if live is not None:
@@ -497,7 +501,9 @@ class Rollout(object):
             name = self.services[r["service"]]["container"]
             if name and self.routes.get(r["service"]) != "%s:%d" % (name, r["port"]):
                 self.routes[r["service"]] = "%s:%d" % (name, r["port"])
-        if self.routes != self.routes_on_disk or self.p["reload"]:
+        # (An edge started or recreated in this run read the files as they are.)
+        fresh_edge = self.edge["action"] in ("started", "recreated")
+        if self.routes != self.routes_on_disk or (self.p["reload"] and not fresh_edge):
             why = "routes changed" if self.routes != self.routes_on_disk else "its configuration changed"
             if self.check:
                 self.say("edge: would reload (%s)" % why)

@@ -1,0 +1,151 @@
+"""Zero-downtime releases behind the edge (issue 11), on a real test host under real load.
+
+Each case starts from the scenario's base (deploy.yml with the inventory as it is: backend 2.0.0,
+frontend 1.0.0, edge 1.0.0; the base deploy is run first, without load, so a case does not depend
+on the one before), then runs deploy.yml with its change while four clients send GET /api/accounts
+and POST /api/transactions through the edge (molecule/shared/writer_load.py, on the test host) from
+before the play starts until after it ends. It checks: every response was 2xx (a connection error
+counts as a failure), every POST answered 201 is in the live database by id, the service the
+change concerns runs a new container, the edge container is the same one (reloaded, never
+recreated), the edge routes to the containers that run. The p50/p99 latency before and during the
+play go to .build/logs/figures-release.txt (printed at the end of `make test`).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+
+PROJECT = "/opt/moneytracker"
+
+
+def deploy(*extra, timeout=900):
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"]
+    for e in extra:
+        args += ["-e", e]
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    return proc.returncode, proc.stdout
+
+
+def containers(host):
+    """{service: [(name, id)]} of the app's project, running or not."""
+    out = host.check_output("docker ps --all --filter label=com.docker.compose.project=moneytracker "
+                            "--format '{{.Label \"com.docker.compose.service\"}} {{.Names}} {{.ID}}'")
+    found = {}
+    for line in out.splitlines():
+        svc, name, cid = line.split()
+        found.setdefault(svc, []).append((name, cid))
+    return found
+
+
+def routes(host):
+    text = host.check_output(f"cat {PROJECT}/edge/routes.inc")
+    return dict(line.split()[1][len("$mt_route_"):], line.split()[2].strip('";').rsplit(":", 1)[0])
+                for line in text.splitlines() if line.startswith("set $mt_route_"))
+
+
+def recap(out):
+    line = [x for x in out.splitlines() if "ok=" in x and "changed=" in x][-1]
+    return dict((k, int(v)) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split()))
+
+
+@pytest.fixture(name="base")
+def fixture_base(host):
+    rc, out = deploy()
+    assert rc == 0, out[-3000:]
+    return containers(host)
+
+
+def under_load(host, tag, *extra):
+    """deploy.yml with `extra` under the client load; (rc, output, records, load window times)."""
+    writer_load.start(host, tag, writers=4, reads=True)
+    time.sleep(3)
+    t0 = time.time()
+    rc, out = deploy(*extra)
+    t1 = time.time()
+    time.sleep(2)
+    records = writer_load.stop(host, tag)
+    return rc, out, records, t0, t1
+
+
+def no_failures(records):
+    failed = [r for r in records if not 200 <= r["s"] < 300]
+    assert not failed, (f"{len(failed)} of {len(records)} requests failed during the release "
+                        f"(statuses {sorted({r['s'] for r in failed})}; first: {failed[:5]})")
+
+
+def figures(name, records, t0, t1, host, tag):
+    before = writer_load.latency(records, until=t0)
+    during = writer_load.latency(records, since=t0, until=t1)
+    checked = writer_load.check(host, tag, records)
+    writer_load.record(
+        f"release {name}: {len(records)} requests ({checked['answered_2xx']} writes), 0 failed; "
+        f"latency before p50 {before['p50']} ms p99 {before['p99']} ms ({before['n']} requests), "
+        f"during the {t1 - t0:.0f} s play p50 {during['p50']} ms p99 {during['p99']} ms max {during['max']} ms "
+        f"({during['n']} requests)", name="release")
+    assert during["n"] > 50, "the load sent too few requests during the play to prove anything"
+
+
+CHANGES = {
+    "backend-limits": (["app_backend_mem_limit=384m"], "backend"),
+    "backend-workers": (["app_web_concurrency=3"], "backend"),
+    "backend-image": (["app_backend_image=moneytracker/backend:2.0.1"], "backend"),
+    "frontend-image": (["app_frontend_image=moneytracker/frontend:1.0.1"], "frontend"),
+    "edge-config": (["app_maintenance_retry_after=30"], None),
+}
+
+
+@pytest.mark.parametrize("name", list(CHANGES))
+def test_a_release_loses_no_request(host, base, name):
+    extra, service = CHANGES[name]
+    tag = f"rel-{name}-{int(time.time())}"
+    rc, out, records, t0, t1 = under_load(host, tag, *extra)
+    assert rc == 0, out[-3000:]
+    no_failures(records)
+    figures(name, records, t0, t1, host, tag)
+    after = containers(host)
+    assert after["edge"] == base["edge"], "the edge was recreated: only its own image or settings may do that"
+    for svc in ("backend", "frontend"):
+        assert len(after[svc]) == 1, f"{svc} runs {after[svc]} after the release"
+        if svc == service:
+            assert after[svc][0][1] != base[svc][0][1], f"{svc} was not replaced: the change did not reach it"
+        else:
+            assert after[svc] == base[svc], f"{svc} was replaced although the change was not its"
+    assert routes(host) == {svc: after[svc][0][0] for svc in ("backend", "frontend")}
+    if service is None:
+        assert "edge: reloaded" in out
+        assert "Retry-After \"30\"" in host.check_output(f"cat {PROJECT}/edge/conf.d/edge.conf")
+
+
+def test_a_backend_that_never_gets_healthy_leaves_the_old_one_serving(host, base):
+    compose_before = host.check_output(f"sha1sum {PROJECT}/compose.yaml")
+    tag = f"rel-unready-{int(time.time())}"
+    rc, out, records, t0, t1 = under_load(host, tag, "app_backend_image=moneytracker/backend:2.0.1-unready",
+                                          "app_compose_wait_timeout=30")
+    assert rc != 0, "the deploy of a backend that never gets healthy must fail"
+    flat = " ".join(out.split())
+    assert "test double that is never ready" in flat, "the failure names the health check's output"
+    assert "keeps serving" in flat
+    no_failures(records)
+    figures("unready-backend", records, t0, t1, host, tag)
+    after = containers(host)
+    assert after == base, f"the host does not run the old containers: {after} (before: {base})"
+    assert host.check_output(f"sha1sum {PROJECT}/compose.yaml") == compose_before, "the old compose file is not back"
+    assert routes(host) == {svc: base[svc][0][0] for svc in ("backend", "frontend")}
+    release = json.loads(host.check_output(
+        f"cat $(ls -d {PROJECT}/releases/*/ | tail -1)release.json"))
+    assert release["backend_image"] == "moneytracker/backend:2.0.0"
+
+
+def test_a_rerun_changes_nothing_and_restarts_nothing(host, base):
+    rc, out = deploy()
+    assert rc == 0, out[-3000:]
+    assert recap(out)["changed"] == 0, out[-3000:]
+    assert containers(host) == base
