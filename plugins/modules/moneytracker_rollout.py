@@ -152,7 +152,7 @@ services:
   type: dict
   sample: {backend: {container: moneytracker-backend-2, previous: moneytracker-backend-1, action: rolled, seconds: 7.1}}
 routes:
-  description: The routes the edge has after the run, C({service: "container:port"}).
+  description: The routes the edge has after the run, service name to C(container:port).
   returned: always
   type: dict
 edge:

@@ -240,7 +240,7 @@ unhealthy:
   type: list
   elements: str
 routes:
-  description: The edge's routes, C({service: "container:port"}), when O(routes) is given and the compose file exists.
+  description: The edge's routes (service name to C(container:port)), when O(routes) is given and the compose file exists.
   returned: when O(routes) is given
   type: dict
 in_sync:
