@@ -285,8 +285,8 @@ class Rollout(object):
             elif now["health"] == "unhealthy":
                 why = "its health check failed"
             elif time.time() > deadline:
-                why = "not healthy after %d s (%s%s)" % (self.p["health_timeout"], now["state"],
-                                                          "" if now["health"] is None else ", " + now["health"])
+                health = "" if now["health"] is None else ", " + now["health"]
+                why = "was not healthy after %d s (%s%s)" % (self.p["health_timeout"], now["state"], health)
             if why:
                 rc, out, err = self.docker.call(["logs", "--tail", "20", c["id"]])
                 raise RolloutFailed(

@@ -46,9 +46,13 @@ def containers(host):
 
 
 def routes(host):
-    text = host.check_output(f"cat {PROJECT}/edge/routes.inc")
-    return dict(line.split()[1][len("$mt_route_"):], line.split()[2].strip('";').rsplit(":", 1)[0])
-                for line in text.splitlines() if line.startswith("set $mt_route_"))
+    """{service: container name} the edge routes to (its routes.inc)."""
+    found = {}
+    for line in host.check_output(f"cat {PROJECT}/edge/routes.inc").splitlines():
+        if line.startswith("set $mt_route_"):
+            dummy, var, target = line.split()
+            found[var[len("$mt_route_"):]] = target.strip('";').rsplit(":", 1)[0]
+    return found
 
 
 def recap(out):
