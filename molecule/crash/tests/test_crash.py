@@ -97,7 +97,8 @@ def reset_to_v1(host):
     host.check_output(
         f"set -e; cd {PROJECT}; docker compose stop backend; cp /root/v1-compose.yaml compose.yaml;"
         f" cp {BASELINE} {DB}; rm -f {DB}-wal {DB}-shm; chown 10001:10001 {DB};"
-        " docker compose up -d --wait backend; docker compose exec frontend nginx -s reload")
+        " docker compose up -d --wait backend;"
+        " docker compose exec edge nginx -e stderr -c /etc/moneytracker-edge/nginx.conf -s reload")
     assert version(host)["release"] == "1.0.0"
 
 

@@ -62,7 +62,7 @@ def api(host, method, path, payload=None):
 def wait_healthy(host, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        states = {s: container(host, s)["State"].get("Health", {}).get("Status") for s in ("backend", "frontend")}
+        states = {s: container(host, s)["State"].get("Health", {}).get("Status") for s in ("backend", "frontend", "edge")}
         if set(states.values()) == {"healthy"}:
             return
         time.sleep(2)
@@ -72,7 +72,8 @@ def wait_healthy(host, timeout=120):
 @pytest.mark.parametrize(
     ("service", "memory", "nanocpus", "pids", "user"),
     [("backend", 512 * MIB, 1_000_000_000, 256, "10001:10001"),
-     ("frontend", 128 * MIB, 500_000_000, 128, "101:101")],
+     ("frontend", 128 * MIB, 500_000_000, 128, "101:101"),
+     ("edge", 64 * MIB, 500_000_000, 128, "101:101")],
 )
 def test_limits_logging_and_hardening(host, service, memory, nanocpus, pids, user):
     c = container(host, service)
@@ -92,10 +93,22 @@ def test_limits_logging_and_hardening(host, service, memory, nanocpus, pids, use
     assert host.check_output(f"docker exec {c['Id']} id -u").strip() == user.split(":")[0]
 
 
-def test_only_the_frontend_is_published(host):
+def test_only_the_edge_is_published(host):
     assert container(host, "backend")["HostConfig"]["PortBindings"] in (None, {})
-    bindings = container(host, "frontend")["HostConfig"]["PortBindings"]
+    assert container(host, "frontend")["HostConfig"]["PortBindings"] in (None, {})
+    bindings = container(host, "edge")["HostConfig"]["PortBindings"]
     assert bindings == {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
+
+
+def test_the_edge_routes_to_the_running_containers(host):
+    routes = host.check_output(f"cat {PROJECT}/edge/routes.inc")
+    for service, port in (("backend", 8000), ("frontend", 8080)):
+        name = container(host, service)["Name"].lstrip("/")
+        assert f'set $mt_route_{service} "{name}:{port}";' in routes
+    # Its own image runs `nginx -c` on the role's configuration (any nginx image works).
+    edge = container(host, "edge")
+    assert edge["Config"]["Entrypoint"] == ["nginx"]
+    assert edge["Config"]["Cmd"][:4] == ["-e", "stderr", "-c", "/etc/moneytracker-edge/nginx.conf"]
 
 
 def test_backend_environment(host):
@@ -121,14 +134,12 @@ def test_data_on_the_named_volume_and_the_secret_read_only(host):
     assert (mounts["/data"]["Type"], mounts["/data"]["Name"], mounts["/data"]["RW"]) == ("volume", "moneytracker_data", True)
     assert (mounts["/run/secrets"]["Type"], mounts["/run/secrets"]["Source"], mounts["/run/secrets"]["RW"]) == \
         ("bind", f"{PROJECT}/secrets", False)
-    assert [m["Destination"] for m in container(host, "frontend")["Mounts"]
-            if "secrets" in m["Source"]] == []
+    for service in ("frontend", "edge"):
+        assert [m["Destination"] for m in container(host, service)["Mounts"] if "secrets" in m["Source"]] == []
 
 
 def test_services_healthy(host):
     wait_healthy(host)
-    deps = container(host, "frontend")["Config"]["Labels"].get("com.docker.compose.depends_on", "")
-    assert "backend:service_healthy" in deps
 
 
 def test_health_endpoints_through_nginx(host):
@@ -246,7 +257,7 @@ def test_release_recorded(host):
 
 
 def test_rerun_changes_nothing_and_never_prints_the_secret(host):
-    before = container(host, "backend")["Id"], container(host, "frontend")["Id"]
+    before = container(host, "backend")["Id"], container(host, "frontend")["Id"], container(host, "edge")["Id"]
     r = subprocess.run(
         ["ansible-playbook", "-vv", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
@@ -254,7 +265,7 @@ def test_rerun_changes_nothing_and_never_prints_the_secret(host):
     assert r.returncode == 0, out[-3000:]
     assert re.search(r"changed=0\s", out), out[-1500:]
     assert secret() not in out
-    after = container(host, "backend")["Id"], container(host, "frontend")["Id"]
+    after = container(host, "backend")["Id"], container(host, "frontend")["Id"], container(host, "edge")["Id"]
     assert before == after, "a rerun with nothing changed must not recreate containers"
 
 

@@ -102,7 +102,7 @@ def test_default_bridge_has_no_inter_container_traffic(host, container):
 
 
 def test_published_ports_need_no_userland_proxy(host):
-    # The app's frontend publishes 8080 (test_app.py); it answers, and no docker-proxy runs.
+    # The app's edge publishes 8080 (test_app.py); it answers, and no docker-proxy runs.
     assert host.run("curl -fsS -o /dev/null --max-time 10 http://127.0.0.1:8080/nginx-health").rc == 0
     assert host.run("pgrep -x docker-proxy").rc == 1, host.check_output("ps -eo pid,args")
 

@@ -41,22 +41,27 @@ def test_a_noop_deploy_starts_nothing_and_runs_no_schema_container(host):
     before = host.check_output(CONTAINERS)
     changed, out = deploy(host)
     assert changed == 0
-    assert task_status(out, "Up | Start the backend and wait") == "skipping"
-    assert task_status(out, "Up | Start the stack and wait") == "skipping"
+    assert task_status(out, "Up | Roll the stack out behind the edge") == "skipping"
     assert task_status(out, "Schema | Ask the new backend image what is pending") == "skipping"
     assert host.check_output(CONTAINERS) == before
     assert json.loads(host.check_output(
         "curl -fsS http://127.0.0.1:8080/health/ready"))["status"] == "ready"
 
 
-def test_a_stopped_container_is_started_again(host):
-    host.check_output("docker stop moneytracker-frontend-1")
+def test_a_stopped_container_is_replaced_and_routed(host):
+    frontend = "docker ps -aq --filter label=com.docker.compose.project=moneytracker --filter label=com.docker.compose.service=frontend"
+    host.check_output(f"docker stop $({frontend})")
     changed, out = deploy(host)
     assert changed >= 1
-    assert task_status(out, "Up | Restart services that run this configuration but are not healthy") == "changed"
-    assert task_status(out, "Up | Start the stack and wait") == "ok"
-    state = host.check_output("docker inspect -f '{{.State.Status}} {{.State.Health.Status}}' moneytracker-frontend-1")
-    assert state == "running healthy"
+    assert task_status(out, "Up | Roll the stack out behind the edge") == "changed"
+    assert "removed moneytracker-frontend-" in out and "(a stopped frontend container)" in out, out[-3000:]
+    ids = host.check_output(frontend).split()
+    assert len(ids) == 1, ids
+    state = host.check_output(f"docker inspect -f '{{{{.Name}}}} {{{{.State.Status}}}} {{{{.State.Health.Status}}}}' {ids[0]}")
+    name, status, health = state.split()
+    assert (status, health) == ("running", "healthy")
+    assert f'set $mt_route_frontend "{name.lstrip("/")}:8080";' in host.check_output("cat /opt/moneytracker/edge/routes.inc")
+    assert host.run("curl -fsS -o /dev/null http://127.0.0.1:8080/").rc == 0
     # And the next deploy is a no-op again.
     changed, out = deploy(host)
-    assert changed == 0 and task_status(out, "Up | Start the stack and wait") == "skipping"
+    assert changed == 0 and task_status(out, "Up | Roll the stack out behind the edge") == "skipping"
