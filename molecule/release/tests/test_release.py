@@ -25,8 +25,8 @@ import writer_load  # noqa: E402  pylint: disable=wrong-import-position
 PROJECT = "/opt/moneytracker"
 
 
-def deploy(*extra, timeout=900):
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"]
+def deploy(*extra, timeout=900, playbook="deploy"):
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{playbook}"]
     for e in extra:
         args += ["-e", e]
     proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
@@ -67,12 +67,13 @@ def fixture_base(host):
     return containers(host)
 
 
-def under_load(host, tag, *extra):
-    """deploy.yml with `extra` under the client load; (rc, output, records, load window times)."""
+def under_load(host, tag, *extra, playbook="deploy"):
+    """deploy.yml (or `playbook`) with `extra` under the client load; (rc, output, records, load
+    window times)."""
     writer_load.start(host, tag, writers=4, reads=True)
     time.sleep(3)
     t0 = time.time()
-    rc, out = deploy(*extra)
+    rc, out = deploy(*extra, playbook=playbook)
     t1 = time.time()
     time.sleep(2)
     records = writer_load.stop(host, tag)
@@ -146,6 +147,26 @@ def test_a_backend_that_never_gets_healthy_leaves_the_old_one_serving(host, base
     release = json.loads(host.check_output(
         f"cat $(ls -d {PROJECT}/releases/*/ | tail -1)release.json"))
     assert release["backend_image"] == "moneytracker/backend:2.0.0"
+
+
+def test_rollback_without_restore_loses_no_request(host, base):
+    """rollback.yml to the previous release when the schema is the same (2.0.1 -> 2.0.0): no
+    maintenance page, the backend rolled out beside, switched, drained."""
+    rc, out = deploy("app_backend_image=moneytracker/backend:2.0.1")
+    assert rc == 0, out[-3000:]
+    forward = containers(host)
+    tag = f"rel-rollback-{int(time.time())}"
+    rc, out, records, t0, t1 = under_load(host, tag, playbook="rollback")
+    assert rc == 0, out[-3000:]
+    no_failures(records)
+    figures("rollback.yml (no restore)", records, t0, t1, host, tag)
+    after = containers(host)
+    assert after["backend"][0][1] != forward["backend"][0][1] and len(after["backend"]) == 1
+    assert after["edge"] == base["edge"] and after["frontend"] == forward["frontend"]
+    image = host.check_output(f"docker inspect -f '{{{{.Config.Image}}}}' {after['backend'][0][1]}")
+    assert image == "moneytracker/backend:2.0.0"
+    assert not host.file(f"{PROJECT}/maintenance/on").exists
+    assert "Maintenance page on" not in out or "skipping" in out.split("Maintenance page on", 1)[1][:300]
 
 
 def test_a_rerun_changes_nothing_and_restarts_nothing(host, base):
