@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 
@@ -64,6 +65,8 @@ def recap(out):
 def fixture_base(host):
     rc, out = deploy()
     assert rc == 0, out[-3000:]
+    if not api(host, "GET", "/api/accounts"):
+        api(host, "POST", "/api/accounts", {"name": "Release tests"})  # the writers post to it
     return containers(host)
 
 
