@@ -175,6 +175,7 @@ def container_facts(c):
         "name": c.get("Name", "").lstrip("/"),
         "service": labels.get("com.docker.compose.service"),
         "number": labels.get("com.docker.compose.container-number"),
+        "working_dir": labels.get("com.docker.compose.project.working_dir"),
         "state": state.get("Status"),
         "health": health.get("Status") if health else None,
         "health_log": [to_text(e.get("Output", "")).strip() for e in (health or {}).get("Log") or []],

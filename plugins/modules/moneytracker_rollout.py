@@ -89,6 +89,12 @@ options:
     description: Reload the edge (after C(nginx -t)) even when no route changed - its configuration files did.
     type: bool
     default: false
+  recreate_edge:
+    description:
+      - Recreate the edge even when its image and settings did not change - its mounted directories
+        moved to another filesystem, which its mounts cannot follow. Its connections drop then.
+    type: bool
+    default: false
   health_timeout:
     description: Seconds a new container has to become healthy.
     type: int
@@ -461,7 +467,7 @@ class Rollout(object):
             if c is not live:
                 self.remove(c, "a second or stopped edge container")
         self.edge["container"] = live["name"] if live else None
-        if live is not None and self.current(live):
+        if live is not None and self.current(live) and not self.p["recreate_edge"]:
             if not self.healthy(live) and live["health"] != "starting":
                 self.say("edge: restarting %s (%s)" % (live["name"], live["health"]))
                 if not self.check:
@@ -469,14 +475,20 @@ class Rollout(object):
                     self.wait_healthy(live)
                 self.edge["action"] = "restarted"
             return
-        what = "recreating %s (its image or settings changed: its connections drop)" % live["name"] if live \
-            else "starting the edge"
+        if live is None:
+            what = "starting the edge"
+        elif self.current(live):
+            what = "recreating %s (its directories moved to another filesystem: its connections drop)" % live["name"]
+        else:
+            what = "recreating %s (its image or settings changed: its connections drop)" % live["name"]
         self.say("edge: " + what)
         self.edge["action"] = "recreated" if live else "started"
         if self.check:
             return
         t = time.time()
-        self.docker.run(self.compose + ["up", "--detach", "--no-deps", svc], cwd=self.p["project_dir"])
+        self.docker.run(self.compose + ["up", "--detach", "--no-deps"]
+                        + (["--force-recreate"] if live is not None and self.p["recreate_edge"] else []) + [svc],
+                        cwd=self.p["project_dir"])
         self.refresh(svc)
         edge = self.edge_container()
         if edge is None:
@@ -533,6 +545,7 @@ def main():
                 config=dict(type="str", required=True),
             )),
             reload=dict(type="bool", default=False),
+            recreate_edge=dict(type="bool", default=False),
             health_timeout=dict(type="int", default=180),
             drain_timeout=dict(type="int", default=60),
             docker=dict(type="path", default="docker"),

@@ -45,7 +45,8 @@ options:
     default: [compose.yaml]
   stat:
     description:
-      - Paths to report in C(stat) (missing ones as C(null)).
+      - Paths to report in C(stat) (missing ones as C(null)); a symbolic link is followed, and its
+        target is reported as C(link).
     type: list
     elements: path
     default: []
@@ -243,6 +244,13 @@ routes:
   description: The edge's routes (service name to C(container:port)), when O(routes) is given and the compose file exists.
   returned: when O(routes) is given
   type: dict
+working_dirs:
+  description:
+    - The project directories (Compose's C(com.docker.compose.project.working_dir) label) of the
+      project's containers; another one than O(project_dir) means the project directory changed.
+  returned: when O(project_dir) is given
+  type: list
+  elements: str
 in_sync:
   description: Whether the stack runs exactly the active compose file, every service up and healthy
     (see the description); C(false) without a compose file.
@@ -275,6 +283,8 @@ def _stat(path, checksum):
         return None
     out = {"dir": stat_mod.S_ISDIR(st.st_mode), "mode": "%04o" % stat_mod.S_IMODE(st.st_mode),
            "uid": st.st_uid, "gid": st.st_gid, "mtime": st.st_mtime}
+    if os.path.islink(path):
+        out["link"] = os.readlink(path)
     if checksum and stat_mod.S_ISREG(st.st_mode):
         digest = hashlib.sha1()
         with open(path, "rb") as fh:
@@ -411,9 +421,17 @@ def main():
         if p["project_dir"]:
             files = [os.path.join(p["project_dir"], f) for f in p["files"]]
             result["compose_file"] = all(os.path.isfile(f) for f in files)
-            # Without a compose file there is no stack (and maybe no engine yet): Docker is not asked.
-            containers = docker.containers(p["project_name"]) if result["compose_file"] else []
+            # Without a compose file here there may still be the project's containers of another
+            # project directory (app_project_dir changed); without an engine there is nothing to ask.
+            containers = []
+            if result["compose_file"] or module.get_bin_path(p["docker"]):
+                try:
+                    containers = docker.containers(p["project_name"])
+                except DockerError:
+                    if result["compose_file"]:
+                        raise
             result["containers"] = sorted(c["name"] for c in containers)
+            result["working_dirs"] = sorted(set(c["working_dir"] for c in containers if c.get("working_dir")))
             if result["compose_file"]:
                 config, hashes, dummy = docker.compose_model(p["project_dir"], p["project_name"], p["files"])
                 routes = None

@@ -183,7 +183,8 @@ def test_reads_the_stack_through_the_docker_cli(tmp_path):
         return {"Id": cid, "Name": "/" + name, "Image": image,
                 "State": {"Status": "running", "Health": {"Status": "healthy"}},
                 "Config": {"Labels": {"com.docker.compose.service": service, "com.docker.compose.project": "mt",
-                                      "com.docker.compose.config-hash": hash_}}}
+                                      "com.docker.compose.config-hash": hash_,
+                                      "com.docker.compose.project.working_dir": "/srv/old-project"}}}
     state = {"containers": [container("c1", "mt-backend-1", "backend", "h-b", "sha256:b")],
              "hashes": {"backend": "h-b"}, "images": {"backend": "mt/backend:2"},
              "image_ids": {"mt/backend:2": "sha256:b"}}
@@ -205,7 +206,10 @@ def test_reads_the_stack_through_the_docker_cli(tmp_path):
 
     (project / "compose.yaml").unlink()
     dummy, res = run(tmp_path, env, project_dir=str(project), project_name="mt", docker=str(double))
-    assert res["compose_file"] is False and res["in_sync"] is False and res["containers"] == []
+    # Without a compose file the project's containers are still listed, with their project
+    # directory: another one than project_dir means app_project_dir changed (the app's move.yml).
+    assert res["compose_file"] is False and res["in_sync"] is False and res["containers"] == ["mt-backend-1"]
+    assert res["working_dirs"] == ["/srv/old-project"]
 
 
 def test_routes_must_name_the_one_container_of_each_routed_service(compare):
