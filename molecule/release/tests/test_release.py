@@ -127,6 +127,11 @@ def test_a_release_loses_no_request(host, base, name):
         else:
             assert after[svc] == base[svc], f"{svc} was replaced although the change was not its"
     assert routes(host) == {svc: after[svc][0][0] for svc in ("backend", "frontend")}
+    # The summary: the URL, the release that runs, what changed, how long it took.
+    summary = " ".join(out.split()).split("MoneyTracker at http://", 1)[1]
+    assert ":8080/ runs release " in summary and " Took " in summary, summary[:600]
+    if service is not None:
+        assert f"{service}: started moneytracker-{service}-" in summary, summary[:600]
     if service is None:
         assert "edge: reloaded" in out
         assert "Retry-After \"30\"" in host.check_output(f"cat {PROJECT}/edge/conf.d/edge.conf")
@@ -172,8 +177,41 @@ def test_rollback_without_restore_loses_no_request(host, base):
     assert "Maintenance page on" not in out or "skipping" in out.split("Maintenance page on", 1)[1][:300]
 
 
+def test_a_new_project_dir_moves_the_stack_without_a_failed_request(host, base):
+    """app_project_dir changed: the directory is moved (release history kept, nothing left
+    behind), backend and frontend rolled out from it, the edge not recreated; then back."""
+    releases = sorted(host.check_output(f"ls {PROJECT}/releases").split())
+    moved = "/srv/moneytracker-moved"
+    tag = f"rel-move-{int(time.time())}"
+    try:
+        rc, out, records, t0, t1 = under_load(host, tag, f"app_project_dir={moved}")
+        assert rc == 0, out[-3000:]
+        no_failures(records)
+        figures("app_project_dir change", records, t0, t1, host, tag)
+        flat = " ".join(out.split())
+        assert f"moved {PROJECT} to {moved}" in flat, out[-3000:]
+        assert not host.file(PROJECT).exists, "the old project directory was left behind"
+        assert sorted(host.check_output(f"ls {moved}/releases").split())[:len(releases)] == releases
+        assert PROJECT + "/" not in host.check_output(f"cat {moved}/releases/*/compose.yaml")
+        after = containers(host)
+        assert after["edge"] == base["edge"], "the edge was recreated by the move"
+        for svc in ("backend", "frontend"):
+            assert after[svc][0][1] != base[svc][0][1]
+            mounts = host.check_output(f"docker inspect -f '{{{{json .Mounts}}}}' {after[svc][0][1]}")
+            assert PROJECT + "/" not in mounts
+        # The edge reads its moved routes: it routes to the new containers and answers.
+        edge_routes = host.check_output(f"cat {moved}/edge/routes.inc")
+        assert all(f'"{after[svc][0][0]}:' in edge_routes for svc in ("backend", "frontend"))
+        assert host.run("curl -fsS -o /dev/null http://127.0.0.1:8080/api/accounts").rc == 0
+    finally:
+        rc, back = deploy()
+    assert rc == 0, back[-3000:]
+    assert host.file(f"{PROJECT}/compose.yaml").exists and not host.file(moved).exists
+
+
 def test_a_rerun_changes_nothing_and_restarts_nothing(host, base):
     rc, out = deploy()
     assert rc == 0, out[-3000:]
     assert recap(out)["changed"] == 0, out[-3000:]
     assert containers(host) == base
+    assert "Changed: nothing." in " ".join(out.split())
