@@ -103,7 +103,7 @@ def figures(name, records, t0, t1, host, tag):
 
 CHANGES = {
     "backend-limits": (["app_backend_mem_limit=384m"], "backend"),
-    "backend-workers": (["app_web_concurrency=3"], "backend"),
+    "backend-workers": (["app_web_concurrency=2"], "backend"),  # the computed default is 3
     "backend-image": (["app_backend_image=moneytracker/backend:2.0.1"], "backend"),
     "frontend-image": (["app_frontend_image=moneytracker/frontend:1.0.1"], "frontend"),
     "edge-config": (["app_maintenance_retry_after=30"], None),
