@@ -254,7 +254,7 @@ class Rollout(object):
     # ---- Docker steps
 
     def remove(self, c, why):
-        self.say("removed %s (%s)" % (c["name"], why))
+        self.say("%s %s (%s)" % ("would remove" if self.check else "removed", c["name"], why))
         self.removed.append(c["name"])
         if not self.check:
             self.docker.run(["rm", "--force", c["id"]])
