@@ -257,6 +257,10 @@ class Rollout(object):
         self.say("%s %s (%s)" % ("would remove" if self.check else "removed", c["name"], why))
         self.removed.append(c["name"])
         if not self.check:
+            if c["state"] == "running":
+                # Gracefully (its stop signal and grace period): a container of an interrupted
+                # rollout may still be finishing requests.
+                self.docker.run(["stop", c["id"]])
             self.docker.run(["rm", "--force", c["id"]])
         self.containers = [x for x in self.containers if x["id"] != c["id"]]
 
