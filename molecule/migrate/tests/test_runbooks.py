@@ -304,15 +304,25 @@ def test_clear_a_stale_lock_left_by_a_controller_killed_in_a_migration(host):
 
 
 def test_clear_a_lock_and_page_left_by_a_controller_killed_in_a_rollback(host):
+    # Only a rollback that restores the database shows the maintenance page (one without a restore
+    # rolls out beside the running release): forward to 2.0.0 first, then a rollback to a 1.0.0
+    # release with its restore, killed once its page is on.
+    rc, out = playbook("migrate", f"app_backend_image={V2}")
+    assert rc == 0, out[-2500:]
     history = releases(host)
     target = [r for r in history[:-1] if r["schema_after"] == "0001" and r["backend_image"] == V1][-1]
-    killed_at("rollback", "Rollback | Keep the current compose file", 0.0, f"app_rollback_to={target['id']}")
+    killed_at("rollback", "Rollback | Keep the current compose file", 0.0, f"app_rollback_to={target['id']}",
+              "app_rollback_restore=true")
     assert host.file(f"{PROJECT}/maintenance/on").exists
     rc, out = playbook("migrate", f"app_backend_image={V1}")  # the next run names what it found
     assert rc != 0 and "held by a run that is gone" in out and "unlock.yml -e unlock_maintenance_off=true" in out, \
         out[-2500:]
     look, _ = clear_a_stale_lock(host, expect_journal=False, expect_page_left=True)
     assert look.rc == 3, look.out
+    assert_settled(host, "2.0.0", "0002")
+    # Back to 1.0.0 for the tests after it: the same rollback, with nothing in its way now.
+    rc, out = playbook("rollback", f"app_rollback_to={target['id']}", "app_rollback_restore=true")
+    assert rc == 0, out[-2500:]
     assert_settled(host, "1.0.0", "0001")
 
 
