@@ -174,7 +174,6 @@ def container_facts(c):
         "id": c.get("Id"),
         "name": c.get("Name", "").lstrip("/"),
         "service": labels.get("com.docker.compose.service"),
-        "number": labels.get("com.docker.compose.container-number"),
         "working_dir": labels.get("com.docker.compose.project.working_dir"),
         "state": state.get("Status"),
         "health": health.get("Status") if health else None,

@@ -373,7 +373,7 @@ class Rollout(object):
     def switch(self, svc, target, why):
         self.routes[svc] = target
         if self.check:
-            return 0.0, [], True
+            return 0.0, 0.0, True
         self.write_routes()
         try:
             took, old = self.reload_edge(why)
