@@ -397,10 +397,21 @@ class Rollout(object):
             candidates = sorted((c for c in mine if c["state"] == "running"),
                                 key=lambda c: (not self.current(c), not self.healthy(c), c["name"]))
             live = candidates[0] if candidates else None
-        for c in mine:
-            if c is not live:
-                self.remove(c, "a second %s container, left by an interrupted rollout" % svc
-                            if c["state"] == "running" else "a stopped %s container" % svc)
+        others = [c for c in mine if c is not live]
+        if live is not None and not self.check and any(c["state"] == "running" for c in others):
+            # Killed between writing routes.inc and the edge's reload, the edge may still route
+            # to the other container in memory: route to the live one (a reload, checked) and
+            # let the edge finish its requests to the other before it is stopped.
+            target = "%s:%d" % (live["name"], port)
+            took, drained_s, drained = self.switch(
+                svc, target, "route %s to %s before removing what an interrupted rollout left" % (svc, live["name"]))
+            self.say("%s: the edge routes to %s (reloaded in %.1f s, %s)" % (
+                svc, live["name"], took, ("drained in %.1f s" % drained_s) if drained
+                else "old edge workers still busy after %d s" % self.p["drain_timeout"]))
+            route = target
+        for c in others:
+            self.remove(c, "a second %s container, left by an interrupted rollout" % svc
+                        if c["state"] == "running" else "a stopped %s container" % svc)
         entry = {"container": live["name"] if live else None, "previous": None, "action": "kept"}
         self.services[svc] = entry
         if live is not None and self.current(live) and self.healthy(live):

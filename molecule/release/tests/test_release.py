@@ -12,6 +12,7 @@ play go to .build/logs/figures-release.txt (printed at the end of `make test`).
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -224,6 +225,60 @@ def test_a_new_project_dir_moves_the_stack_without_a_failed_request(host, base):
         rc, back = deploy()
     assert rc == 0, back[-3000:]
     assert host.file(f"{PROJECT}/compose.yaml").exists and not host.file(moved).exists
+
+
+# Python processes on the test host other than the writers (writer_load.py): the module, pipelined
+# (`python3` reading stdin) or not (`python3 .../AnsiballZ_*.py`); prints what it killed.
+KILL_MODULES = ("for p in $(pgrep python3); do c=$(tr '\\0' ' ' </proc/$p/cmdline); "
+                "case \"$c\" in *writer_load*) ;; *) kill -9 $p && echo \"$p $c\";; esac; done; true")
+
+KILL_POINTS = {
+    # the new backend exists beside the old one, not yet routed to
+    "new-container-starting": lambda host, base: len(containers(host).get("backend", [])) == 2
+    and routes(host)["backend"] == base["backend"][0][0],
+    # the edge routes to the new backend, the old one is not stopped yet (drain or stop)
+    "switched-old-not-stopped": lambda host, base: len(containers(host).get("backend", [])) == 2
+    and routes(host)["backend"] != base["backend"][0][0],
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_killed_mid_rollout_then_the_next_deploy_converges(host, base, point):
+    """kill -9 of the controller's process group, and of the module's process on the host, at a
+    step of the rollout; then the operator's next command, deploy.yml: one backend (the new
+    release), routed, the edge the same, and not one request failed throughout."""
+    tag = f"rel-kill-{point}-{int(time.time())}"
+    writer_load.start(host, tag, writers=4, reads=True)
+    try:
+        args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy",
+                "-e", "app_backend_image=moneytracker/backend:2.0.1"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+        deadline = time.time() + 600
+        while not KILL_POINTS[point](host, base):
+            assert proc.poll() is None and time.time() < deadline, f"the play ended before the point {point}"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # The module's process on the host too (as an ssh hangup would; a `docker exec` client
+        # killed leaves its process running): every Python process there but the writers'.
+        killed = host.check_output(KILL_MODULES)
+        found = containers(host)
+        rc, out = deploy("app_backend_image=moneytracker/backend:2.0.1")
+    finally:
+        records = writer_load.stop(host, tag)
+    assert len(found["backend"]) == 2, f"not killed mid-rollout: {found}; killed on the host: {killed}"
+    assert rc == 0, out[-3000:]
+    flat = " ".join(out.split())
+    assert "a second backend container, left by an interrupted rollout" in flat, flat[-3000:]
+    no_failures(records)
+    writer_load.check(host, tag, records)
+    after = containers(host)
+    assert len(after["backend"]) == 1 and after["edge"] == base["edge"]
+    image = host.check_output(f"docker inspect -f '{{{{.Config.Image}}}}' {after['backend'][0][1]}")
+    assert image == "moneytracker/backend:2.0.1"
+    assert routes(host)["backend"] == after["backend"][0][0]
+    assert not host.file(f"{PROJECT}/maintenance/on").exists
 
 
 def test_a_rerun_changes_nothing_and_restarts_nothing(host, base):
