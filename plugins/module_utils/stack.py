@@ -125,8 +125,11 @@ class Docker(object):
         return json.loads(self.run(["container", "inspect"] + list(ids))) if ids else []
 
     def containers(self, project):
+        """The project's service containers, running or not; not the one-off containers of
+        `docker compose run` (the schema check, an operator's command), which are no service's."""
         ids = self.run(["ps", "--all", "--quiet", "--no-trunc", "--filter",
-                        "label=com.docker.compose.project=%s" % project]).split()
+                        "label=com.docker.compose.project=%s" % project, "--filter",
+                        "label=com.docker.compose.oneoff=False"]).split()
         return [container_facts(c) for c in self.inspect(ids)]
 
     def inspect_images(self, refs):

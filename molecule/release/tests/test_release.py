@@ -37,9 +37,10 @@ def deploy(*extra, timeout=900, playbook="deploy"):
 
 
 def containers(host):
-    """{service: [(name, id)]} of the app's project, running or not."""
+    """{service: [(name, id)]} of the app's project, running or not (not `compose run` one-offs:
+    the schema check runs one)."""
     out = host.check_output("docker ps --all --filter label=com.docker.compose.project=moneytracker "
-                            "--format '{{.Label \"com.docker.compose.service\"}} {{.Names}} {{.ID}}'")
+                            "--filter label=com.docker.compose.oneoff=False --format '{{.Label \"com.docker.compose.service\"}} {{.Names}} {{.ID}}'")
     found = {}
     for line in out.splitlines():
         svc, name, cid = line.split()
