@@ -84,6 +84,7 @@ images: docker-check
 	scripts/build-images.sh testhost
 	@if [ -x examples/moneytracker/build.sh ]; then examples/moneytracker/build.sh --local-base --save $(BUILD)/images; fi
 	@if [ -x examples/monitoring/build.sh ]; then examples/monitoring/build.sh --local-base --save $(BUILD)/images; fi
+	@if [ -x examples/acme/build.sh ]; then examples/acme/build.sh --local-base; fi
 
 lint: setup
 	yamllint --strict .

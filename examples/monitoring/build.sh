@@ -20,7 +20,6 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 DEBIAN_IMAGE="${DEBIAN_IMAGE:-debian:trixie-slim}"
-LABEL=org.moneytracker.inputs
 # tag  build context (under examples/monitoring/)
 IMAGES=(
   "moneytracker-test/cadvisor-standin:1.0 cadvisor-standin"
@@ -41,31 +40,7 @@ if $local_base; then
   DEBIAN_IMAGE="${MONEYTRACKER_BASE_IMAGE:-moneytracker-local/debian:trixie}"
 fi
 
-inputs_hash() {  # CONTEXT: its files, the base image name and ID
-  {
-    (cd "$1" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-    echo "base $DEBIAN_IMAGE $(image_id "$DEBIAN_IMAGE")"
-  } | sha256sum | cut -c1-16
-}
-
-total_start=$SECONDS built=0 skipped=0
-for entry in "${IMAGES[@]}"; do
-  read -r tag ctx <<<"$entry"
-  want="$(inputs_hash "$HERE/$ctx")"
-  if ! $no_cache && [[ "$(docker image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$tag" 2>/dev/null || true)" == "$want" ]]; then
-    log "up to date: $tag"; skipped=$((skipped + 1)); continue
-  fi
-  args=(build -q --label "$LABEL=$want" --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" -t "$tag")
-  $no_cache && args+=(--no-cache)
-  start=$SECONDS
-  if ! out="$(docker "${args[@]}" "$HERE/$ctx" 2>&1)"; then
-    printf '%s\n' "$out" | grep -v -E 'legacy builder is deprecated|Install the buildx|docs.docker.com/go/buildx|^ *$' | tail -40 >&2
-    die "FAILED: $tag"
-  fi
-  log "built: $tag in $((SECONDS - start))s ($(docker image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0fMB", $1/1e6}'))"
-  built=$((built + 1))
-done
-log "done in $((SECONDS - total_start))s: $built built, $skipped up to date"
+build_contexts "$HERE" "${IMAGES[@]}"
 
 if [[ -n "$save_dir" ]]; then
   tags=()

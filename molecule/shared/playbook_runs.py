@@ -52,12 +52,14 @@ def killed_at_task(args: list[str], task: str, delay: float, env: dict, timeout:
     raise AssertionError(f"the task {task!r} never started:\n" + "".join(seen)[-3000:])
 
 
-def api(host, method: str, path: str, payload=None, base: str = "http://127.0.0.1:8080"):
-    """The app's JSON API through nginx, from the test host (curl); a POST gets a CSRF token first."""
-    cmd = f"curl -sS --max-time 10 '{base}{path}'"
+def api(host, method: str, path: str, payload=None, base: str = "http://127.0.0.1:8080", cafile: str = ""):
+    """The app's JSON API through nginx, from the test host (curl); a POST gets a CSRF token first.
+    HTTPS is verified against `cafile` when given."""
+    curl = "curl -sS --max-time 10" + (f" --cacert '{cafile}'" if cafile else "")
+    cmd = f"{curl} '{base}{path}'"
     if method == "POST":
-        token = json.loads(host.check_output(f"curl -sS '{base}/api/csrf'"))["token"]
-        cmd = (f"curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' -H 'X-CSRF-Token: {token}'"
+        token = json.loads(host.check_output(f"{curl} '{base}/api/csrf'"))["token"]
+        cmd = (f"{curl} -X POST -H 'Content-Type: application/json' -H 'X-CSRF-Token: {token}'"
                f" --data '{json.dumps(payload)}' '{base}{path}'")
     return json.loads(host.check_output(cmd))
 

@@ -20,25 +20,34 @@ Inside such a block:
     inventory).
 Other fenced blocks (```text, ```json, a bare ```) are output or files and are never run.
 
-Used by molecule/migrate/tests/test_runbooks.py (runs the commands on a test host) and
-tests/unit/test_runbook_commands.py (every block of the tested runbooks parses; every
+Used by molecule/migrate/tests/test_runbooks.py and molecule/tls/tests/test_tls.py (run the
+commands on a test host, with run_as_written below) and tests/unit/test_runbook_commands.py (every block of the tested runbooks parses; every
 placeholder is known).
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
+import os
 import re
+import subprocess
 from pathlib import Path
 
 RUNBOOK_DIR = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 
-# The runbooks whose every command a Molecule test runs.
-TESTED_RUNBOOKS = (
-    "migration-failed.md",
-    "clear-a-stale-lock.md",
-    "roll-back-a-release.md",
-    "integrity-check-failed.md",
-)
+# The runbooks whose every command a Molecule test runs, by the scenario that runs them.
+TESTED_BY = {
+    "migration-failed.md": "migrate",
+    "clear-a-stale-lock.md": "migrate",
+    "roll-back-a-release.md": "migrate",
+    "integrity-check-failed.md": "migrate",
+    "certificate-renewal-failed.md": "tls",
+}
+TESTED_RUNBOOKS = tuple(TESTED_BY)
+
+
+def tested_in(scenario: str) -> tuple:
+    return tuple(name for name, by in TESTED_BY.items() if by == scenario)
 
 WHERE = ("on-host", "on-controller")
 
@@ -215,3 +224,54 @@ def section(commands: list[Command], prefix: str) -> list[Command]:
         names = sorted({c.section for c in commands})
         raise KeyError(f"no commands under a heading starting with {prefix!r}; headings with commands: {names}")
     return found
+
+
+# ---- running them (the Molecule tests)
+
+@dataclasses.dataclass
+class Ran:
+    command: Command
+    text: str
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def flat(self) -> str:
+        """stdout + stderr with whitespace folded (Ansible's YAML callback wraps long lines)."""
+        return " ".join((self.out + "\n" + self.err).split())
+
+
+def run_as_written(host, commands: list[Command], values: dict[str, str], project_dir: str, transcript: Path,
+                   ran_lines: set | None = None, after=None) -> list[Ran]:
+    """Run the commands in order, checking each exit code against the runbook. Host commands run on
+    the test host through testinfra (handed over base64-encoded, so neither Ansible's templating nor
+    a second layer of quoting touches them; bash runs them as an operator's root shell would);
+    controller commands run here, from `project_dir`. `after(ran, values)` may add values read off
+    an output (as the operator does) before the next command is substituted. Every command goes to
+    `transcript`; (runbook, line) of each goes to `ran_lines`."""
+    results = []
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    for c in commands:
+        text = c.substituted(values)
+        if c.where == "on-host":
+            encoded = base64.b64encode(text.encode()).decode()
+            r = host.run(f'bash -c "$(printf %s {encoded} | base64 -d)"')
+            ran = Ran(c, text, r.rc, r.stdout, r.stderr)
+        else:
+            p = subprocess.run(["bash", "-c", text], cwd=project_dir, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, env=env, timeout=900, check=False)
+            ran = Ran(c, text, p.returncode, p.stdout, p.stderr)
+        transcript.parent.mkdir(parents=True, exist_ok=True)
+        with open(transcript, "a", encoding="utf-8") as fh:
+            fh.write(f"\n=== {c.where_text()} [{c.where}] exit {ran.rc} (runbook: {sorted(c.expect)})\n$ {text}\n"
+                     f"{ran.out}{ran.err}")
+        assert ran.rc in c.expect, (
+            f"{c.where_text()}: `{text}` exited {ran.rc}; the runbook says {sorted(c.expect)}\n"
+            f"--- stdout\n{ran.out[-4000:]}\n--- stderr\n{ran.err[-2000:]}")
+        if ran_lines is not None:
+            ran_lines.add((c.runbook, c.line))
+        results.append(ran)
+        if after:
+            after(ran, values)
+    return results

@@ -17,10 +17,12 @@ DB = "/var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db"
 BASE = "http://127.0.0.1:8080"
 
 WRITER = r'''
-import json, os, sys, threading, time, urllib.request, urllib.error
+import json, os, ssl, sys, threading, time, urllib.request, urllib.error
 out_path, tag, writers, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 reads = len(sys.argv) > 5 and sys.argv[5] == "reads"  # GET /api/accounts and / before each write
-BASE = "http://127.0.0.1:8080"
+# Through HTTPS too (the tls scenario): MT_BASE=https://<name>, MT_CAFILE=<the CA's root>, verified.
+BASE = os.environ.get("MT_BASE", "http://127.0.0.1:8080")
+CONTEXT = ssl.create_default_context(cafile=os.environ["MT_CAFILE"]) if os.environ.get("MT_CAFILE") else None
 stop = out_path + ".stop"
 lock = threading.Lock()
 out = open(out_path, "a", buffering=1)
@@ -28,7 +30,7 @@ out = open(out_path, "a", buffering=1)
 def call(method, path, body=None, headers=None):
     req = urllib.request.Request(BASE + path, method=method, data=body, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=CONTEXT) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -92,14 +94,17 @@ def _paths(tag):
     return f"/tmp/writers-{tag}.jsonl", "/tmp/writer_load.py"
 
 
-def start(host, tag: str, writers: int = 4, limit_seconds: int = 900, reads: bool = False) -> None:
+def start(host, tag: str, writers: int = 4, limit_seconds: int = 900, reads: bool = False,
+          base: str = "", cafile: str = "") -> None:
     """`writers` clients, each POSTing (and with reads=True, GETting /api/accounts and the UI's /
-    before each POST) through nginx on the test host until stop()."""
+    before each POST) through nginx on the test host until stop(); to `base` (default
+    http://127.0.0.1:8080), verifying HTTPS against `cafile` when given."""
     out, script = _paths(tag)
     host.check_output(f"cat > {script} <<'EOF'\n{WRITER}\nEOF")
     mode = "reads" if reads else "writes"
+    env = (f"MT_BASE='{base}' " if base else "") + (f"MT_CAFILE='{cafile}' " if cafile else "")
     host.check_output(f"rm -f {out} {out}.stop {out}.done; "
-                      f"nohup python3 {script} {out} {tag} {writers} {limit_seconds} {mode} "
+                      f"{env}nohup python3 {script} {out} {tag} {writers} {limit_seconds} {mode} "
                       f">/tmp/writers-{tag}.log 2>&1 &")
     # Wait for the first answered write, so that the load covers the whole operation.
     for _ in range(100):

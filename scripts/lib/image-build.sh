@@ -3,6 +3,9 @@
 #   parse_build_args "$@"   sets local_base, save_dir, no_cache (--local-base, --save DIR, --no-cache, --help)
 #   require_docker          the CLI and the engine answer, then take the machine-wide build lock
 #   image_id TAG / size_of TAG
+#   build_contexts DIR "TAG CONTEXT"...  build each DIR/CONTEXT as TAG on $DEBIAN_IMAGE, skipped when
+#                           its label org.moneytracker.inputs equals the hash of the context's files
+#                           and the base image's name and ID (so a rerun takes seconds)
 #   save_images DIR REF...  one `docker save` tarball per image, rewritten only when its image ID changed
 #   archive_name REF / digest_tag REF   the naming rules the roles use (see below)
 
@@ -31,6 +34,36 @@ require_docker() {
 
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 size_of() { docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.0fMB", $1/1e6}'; }
+
+context_hash() {  # CONTEXT: its files, the base image name and ID
+  {
+    (cd "$1" && find . -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    echo "base $DEBIAN_IMAGE $(image_id "$DEBIAN_IMAGE")"
+  } | sha256sum | cut -c1-16
+}
+
+build_contexts() {
+  local dir="$1" entry tag ctx want start total_start=$SECONDS built=0 skipped=0 out
+  local -a args
+  shift
+  for entry in "$@"; do
+    read -r tag ctx <<<"$entry"
+    want="$(context_hash "$dir/$ctx")"
+    if ! $no_cache && [[ "$(docker image inspect --format '{{ index .Config.Labels "org.moneytracker.inputs" }}' "$tag" 2>/dev/null || true)" == "$want" ]]; then
+      log "up to date: $tag"; skipped=$((skipped + 1)); continue
+    fi
+    args=(build -q --label "org.moneytracker.inputs=$want" --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" -t "$tag")
+    $no_cache && args+=(--no-cache)
+    start=$SECONDS
+    if ! out="$(docker "${args[@]}" "$dir/$ctx" 2>&1)"; then
+      printf '%s\n' "$out" | grep -v -E 'legacy builder is deprecated|Install the buildx|docs.docker.com/go/buildx|^ *$' | tail -40 >&2
+      die "FAILED: $tag"
+    fi
+    log "built: $tag in $((SECONDS - start))s ($(size_of "$tag"))"
+    built=$((built + 1))
+  done
+  log "done in $((SECONDS - total_start))s: $built built, $skipped up to date"
+}
 
 # The tarball of REF is named as the filter moneytracker.deploy.image_archive_name names it: '/', ':'
 # and '@' become '-', plus .tar (name@sha256:<hex> -> name-sha256-<hex>.tar). The same rule in both
