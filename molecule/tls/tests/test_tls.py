@@ -123,7 +123,8 @@ def test_a_rerun_changes_nothing(host, acme):
 
 def test_a_renewal_by_the_timers_own_command_under_load_fails_no_request(host, acme):
     """certbot.service is what certbot.timer starts (`certbot -q renew`): Pebble's certificates
-    last 10 days, fewer than the 30 before which certbot renews, so this run renews."""
+    last 45 days, fewer than the 60 before which certbot renews here (molecule.yml), so this run
+    renews."""
     serial, dummy, dummy2 = served(host)
     tag = f"tls-renew-{int(time.time())}"
     writer_load.start(host, tag, writers=4, reads=True, base=SITE, cafile=ROOT_CA)
@@ -198,7 +199,12 @@ def test_testssl_finds_nothing_high_or_critical_and_tls_1_0_1_1_are_refused(host
                          capture_output=True, text=True, timeout=900, check=False)
     assert out.exists(), run.stdout[-3000:] + run.stderr[-2000:]
     findings = json.loads(out.read_text())
-    bad = [f for f in findings if f.get("severity") in ("HIGH", "CRITICAL")]
+    # Pebble signs certificates with neither a CRL nor an OCSP URI (testssl: HIGH cert_revocation):
+    # a property of the test CA's certificates, which the edge cannot change (Let's Encrypt's carry
+    # a CRL URI). Every other finding counts.
+    bad = [f for f in findings if f.get("severity") in ("HIGH", "CRITICAL") and f["id"] != "cert_revocation"]
+    revocation = by_id_finding(findings, "cert_revocation")
+    assert revocation in ("", "Neither CRL nor OCSP URI provided") or "not revoked" in revocation, revocation
     by_id = {f["id"]: f for f in findings}
     summary = {sev: sum(1 for f in findings if f.get("severity") == sev)
                for sev in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "WARN", "OK", "INFO")}
@@ -214,6 +220,10 @@ def test_testssl_finds_nothing_high_or_critical_and_tls_1_0_1_1_are_refused(host
     assert not bad, json.dumps(bad, indent=1)
     assert by_id["TLS1"]["finding"].startswith("not offered") and by_id["TLS1_1"]["finding"].startswith("not offered")
     assert by_id["TLS1_3"]["finding"].startswith("offered")
+
+
+def by_id_finding(findings, id_):
+    return next((f["finding"] for f in findings if f["id"] == id_), "")
 
 
 # ---- files: the operator's own certificate, checked before anything changes
