@@ -4,7 +4,9 @@ and vars, then read back as YAML.
 Proves: values of app_backend_env stay values (a line break, a quote or `key: value` inside one
 adds no key; `$` is doubled so that Compose interpolates nothing), and the backend's secret is
 neither in the file nor in any environment: the backend gets MONEYTRACKER_SECRET_KEY_FILE and a
-read-only mount of the secrets directory. Does not prove how Compose itself reads the file (the
+read-only mount of the secrets directory; the edge's TLS settings (off by default: uid 101, one
+port, no HSTS; on: the master as root with the three capabilities nginx needs, 80 and 443, HSTS
+only when asked). Does not prove how Compose itself reads the file (the
 Molecule scenario `default` does: the role validates it with `docker compose config`, and
 test_app.py reads the running container's environment and `docker inspect`).
 """
@@ -35,15 +37,15 @@ PLAY = """
     - {role}/vars/main.yml
   tasks:
     - ansible.builtin.template:
-        src: {role}/templates/compose.yaml.j2
+        src: {role}/templates/{template}
         dest: {out}
         mode: "0600"
 """
 
 
-def render(tmp_path, **extra_vars):
-    out = tmp_path / "compose.yaml"
-    (tmp_path / "play.yml").write_text(PLAY.format(role=ROLE, out=out))
+def render(tmp_path, template="compose.yaml.j2", **extra_vars):
+    out = tmp_path / template.replace(".j2", "")
+    (tmp_path / "play.yml").write_text(PLAY.format(role=ROLE, out=out, template=template))
     variables = {"app_secret_key": SECRET,
                  "_app_secret_key_stat": {"stat": {"exists": True, "mtime": 1700000000.25}}, **extra_vars}
     (tmp_path / "vars.json").write_text(json.dumps(variables))
@@ -54,7 +56,7 @@ def render(tmp_path, **extra_vars):
         env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = out.read_text()
-    return text, yaml.safe_load(text)
+    return text, (yaml.safe_load(text) if template.endswith(".yaml.j2") else None)
 
 
 def test_backend_env_values_stay_values(tmp_path):
@@ -98,3 +100,45 @@ def test_a_digest_pin_delivered_by_archive_runs_under_the_reference_the_host_kno
                         images_resolved={pin: "moneytracker/backend:sha256-" + "ab" * 32})
     assert compose["services"]["backend"]["image"] == "moneytracker/backend:sha256-" + "ab" * 32
     assert compose["services"]["frontend"]["image"] == "moneytracker/frontend:1.0.0"
+
+
+TLS_ON = {"app_tls_source": "acme", "app_tls_names": ["app.example.com"], "app_acme_email": "ops@example.com",
+          "app_http_port": 80}
+
+
+def test_the_edge_without_tls_runs_as_uid_101_on_one_port(tmp_path):
+    dummy, compose = render(tmp_path)
+    edge = compose["services"]["edge"]
+    assert edge["user"] == "101:101" and "cap_add" not in edge and edge["cap_drop"] == ["ALL"]
+    assert edge["ports"] == ["0.0.0.0:8080:8080"]
+    conf, dummy = render(tmp_path, "edge.conf.j2")
+    assert "ssl" not in conf and "listen 8080 default_server;" in conf
+    headers, dummy = render(tmp_path, "edge-security-headers.inc.j2")
+    assert "Strict-Transport-Security" not in headers
+
+
+def test_the_edge_with_tls_publishes_80_and_443_and_only_its_master_is_root(tmp_path):
+    dummy, compose = render(tmp_path, **TLS_ON)
+    edge = compose["services"]["edge"]
+    assert edge["user"] == "0:0" and sorted(edge["cap_add"]) == ["CHOWN", "SETGID", "SETUID"]
+    assert edge["cap_drop"] == ["ALL"] and edge["read_only"] is True
+    assert edge["ports"] == ["0.0.0.0:80:8080", "0.0.0.0:443:8443"]
+    assert any(v.endswith(":/var/lib/moneytracker-acme:ro") for v in edge["volumes"])
+    nginx, dummy = render(tmp_path, "edge-nginx.conf.j2", **TLS_ON)
+    assert "user nginx;" in nginx
+    conf, dummy = render(tmp_path, "edge.conf.j2", **TLS_ON)
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf and "TLSv1.1" not in conf
+    assert "location ^~ /.well-known/acme-challenge/" in conf
+    assert "return 301 https://$host$request_uri;" in conf
+    headers, dummy = render(tmp_path, "edge-security-headers.inc.j2", **TLS_ON)
+    assert "Strict-Transport-Security" not in headers  # off until the operator turns it on
+    headers, dummy = render(tmp_path, "edge-security-headers.inc.j2", app_tls_hsts_max_age=600, **TLS_ON)
+    assert 'add_header Strict-Transport-Security "max-age=600" always;' in headers
+
+
+def test_files_mode_mounts_no_webroot_and_redirects_to_a_custom_port(tmp_path):
+    files = dict(TLS_ON, app_tls_source="files", app_https_port=8443)
+    dummy, compose = render(tmp_path, **files)
+    assert not any("moneytracker-acme" in v for v in compose["services"]["edge"]["volumes"])
+    conf, dummy = render(tmp_path, "edge.conf.j2", **files)
+    assert "acme-challenge" not in conf and "return 301 https://$host:8443$request_uri;" in conf

@@ -280,3 +280,24 @@ def test_a_variable_with_its_0_1_name_is_refused_naming_the_new_one(tmp_path, ro
     msg = refused(tmp_path, role, extra)
     assert expected in msg, msg
     assert "porting notes" in msg, msg
+
+
+# ---- HTTPS at the edge (issue 12) ----------------------------------------------------------------
+def test_tls_settings_each_name_their_variable(tmp_path):
+    msg = refused(tmp_path, "app", '{"app_tls_source": "acme", "app_tls_names": ["app_1.example.com", "*.example.com"]}',
+                  "app_acme_directory_url=http://acme.example.com/dir").replace("''", "'")
+    assert "app_tls_source=acme:" in msg and "Nothing was changed" in msg, msg
+    assert "app_tls_names has 'app_1.example.com', which is not a DNS host name" in msg, msg
+    assert "app_tls_names has *.example.com: a wildcard name cannot be validated over HTTP-01" in msg, msg
+    assert "app_acme_email must be the ACME account's e-mail address (got '')" in msg, msg
+    assert "app_acme_directory_url must be an https:// URL (got 'http://acme.example.com/dir')" in msg, msg
+
+
+def test_tls_files_without_a_certificate_names_both_variables(tmp_path):
+    msg = refused(tmp_path, "app", '{"app_tls_source": "files", "app_tls_names": ["app.example.com"]}')
+    assert "app_tls_certificate is empty" in msg and "app_tls_private_key is empty" in msg, msg
+
+
+def test_tls_off_checks_no_tls_variable(tmp_path):
+    rc, out = run(tmp_path, "app", '{"app_tls_names": ["not a name"]}', "app_acme_email=")
+    assert rc == 0, out
