@@ -49,6 +49,7 @@ TESTED_RUNBOOKS = tuple(TESTED_BY)
 def tested_in(scenario: str) -> tuple:
     return tuple(name for name, by in TESTED_BY.items() if by == scenario)
 
+
 WHERE = ("on-host", "on-controller")
 
 # Placeholder -> what the operator puts there (the README's table says the same).

@@ -137,7 +137,7 @@ def test_the_edge_with_tls_publishes_80_and_443_and_only_its_master_is_root(tmp_
 
 
 def test_files_mode_mounts_no_webroot_and_redirects_to_a_custom_port(tmp_path):
-    files = dict(TLS_ON, app_tls_source="files", app_https_port=8443)
+    files = {**TLS_ON, "app_tls_source": "files", "app_https_port": 8443}
     dummy, compose = render(tmp_path, **files)
     assert not any("moneytracker-acme" in v for v in compose["services"]["edge"]["volumes"])
     conf, dummy = render(tmp_path, "edge.conf.j2", **files)

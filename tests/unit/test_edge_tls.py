@@ -82,38 +82,38 @@ def test_wildcards_pass_where_allowed():
 # ---- tls_files_problems
 
 def test_a_good_pair_has_no_problem():
-    chain, key, _ = make_cert(["app.example.com", "www.example.com"])
+    chain, key, dummy = make_cert(["app.example.com", "www.example.com"])
     assert tls_filters.tls_files_problems(chain, key, ["app.example.com", "www.example.com"]) == []
 
 
 def test_a_wildcard_certificate_covers_one_label():
-    chain, key, _ = make_cert(["*.example.com"])
+    chain, key, dummy = make_cert(["*.example.com"])
     assert tls_filters.tls_files_problems(chain, key, ["app.example.com"]) == []
     problems = tls_filters.tls_files_problems(chain, key, ["a.b.example.com"])
     assert problems and "does not cover a.b.example.com" in problems[0]
 
 
 def test_a_key_of_another_certificate_is_refused_without_printing_it():
-    chain, _, cert = make_cert(["app.example.com"])
-    _, other_key, _ = make_cert(["app.example.com"])
+    chain, dummy, cert = make_cert(["app.example.com"])
+    dummy, other_key, dummy2 = make_cert(["app.example.com"])
     problems = tls_filters.tls_files_problems(chain, other_key, ["app.example.com"])
     assert len(problems) == 1 and "does not match" in problems[0] and "%x" % cert.serial_number in problems[0]
     assert "PRIVATE KEY" not in problems[0] and other_key.splitlines()[1][:20] not in problems[0]
 
 
 def test_an_expired_certificate_is_refused():
-    chain, key, _ = make_cert(["app.example.com"], days=-1, start_days=-30)
+    chain, key, dummy = make_cert(["app.example.com"], days=-1, start_days=-30)
     problems = tls_filters.tls_files_problems(chain, key, ["app.example.com"])
     assert len(problems) == 1 and "expired on" in problems[0]
 
 
 def test_a_certificate_not_yet_valid_is_refused():
-    chain, key, _ = make_cert(["app.example.com"], days=60, start_days=2)
+    chain, key, dummy = make_cert(["app.example.com"], days=60, start_days=2)
     assert "not valid before" in " ".join(tls_filters.tls_files_problems(chain, key, ["app.example.com"]))
 
 
 def test_uncovered_names_are_listed():
-    chain, key, _ = make_cert(["app.example.com"])
+    chain, key, dummy = make_cert(["app.example.com"])
     problems = tls_filters.tls_files_problems(chain, key, ["app.example.com", "api.example.com"])
     assert problems == ["app_tls_certificate does not cover api.example.com from app_tls_names (it names: "
                         "app.example.com)"]
@@ -128,7 +128,7 @@ def test_garbage_is_named(chain, key, says):
 
 
 def test_a_garbled_key_is_named_without_its_text():
-    chain, key, _ = make_cert(["app.example.com"])
+    chain, key, dummy = make_cert(["app.example.com"])
     broken = key.replace(key.splitlines()[1], "A" * len(key.splitlines()[1]))
     problems = tls_filters.tls_files_problems(chain, broken, ["app.example.com"])
     assert problems[0].startswith("app_tls_private_key cannot be read") and "AAAA" not in problems[0]
@@ -220,7 +220,7 @@ def test_a_failed_renewal_run_sets_the_metric_to_0_and_a_good_one_back_to_1(tmp_
 def test_status_names_the_placeholder_and_a_missing_certificate(tmp_path, cfg):
     st = run_tool(cfg, "status")
     assert st.returncode == 1 and "has no certificate" in st.stdout
-    chain, key, _ = make_cert(["app.example.com"], cn="moneytracker-edge placeholder")
+    chain, key, dummy = make_cert(["app.example.com"], cn="moneytracker-edge placeholder")
     (tmp_path / "tls" / "fullchain.pem").write_text(chain)
     st = run_tool(cfg, "status", "--json")
     assert st.returncode == 1 and "placeholder" in json.loads(st.stdout)["problems"][0]

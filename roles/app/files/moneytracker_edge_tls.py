@@ -204,9 +204,9 @@ def status(cfg):
             result["problems"].append("the certificate expired")
     renewal, install_ = st.get("renewal") or {}, st.get("install") or {}
     if renewal and not renewal.get("ok"):
-        result["problems"].append("the last renewal run failed (certbot.service at %s, %s %s; journalctl -u "
-                                  "certbot.service says why)" % (_when(renewal.get("at")), renewal.get("service_result"),
-                                                                  renewal.get("exit_status")))
+        result["problems"].append(
+            "the last renewal run failed (certbot.service at %s, %s %s; journalctl -u certbot.service says why)"
+            % (_when(renewal.get("at")), renewal.get("service_result"), renewal.get("exit_status")))
     if install_ and not install_.get("ok"):
         result["problems"].append("the last install into the edge failed (%s): %s" % (
             _when(install_.get("at")), install_.get("message")))
@@ -374,7 +374,7 @@ def write_metrics(cfg):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="moneytracker-edge-tls", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="moneytracker-edge-tls", description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--config", required=True)
     sub = ap.add_subparsers(dest="command", required=True)
     s = sub.add_parser("status")
