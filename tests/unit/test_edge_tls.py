@@ -210,6 +210,9 @@ def test_a_failed_renewal_run_sets_the_metric_to_0_and_a_good_one_back_to_1(tmp_
     assert "moneytracker_tls_renewal_last_success_timestamp_seconds" not in prom
     st = run_tool(cfg, "status")
     assert st.returncode == 1 and "PROBLEM: the last renewal run failed" in st.stdout and "exit-code 1" in st.stdout
+    # Not a problem of what the edge serves (the deploy asks the CA only for those).
+    js = json.loads(run_tool(cfg, "status", "--json").stdout)
+    assert js["problems"] == [] and js["last_run_problems"][0].startswith("the last renewal run failed")
     p = run_tool(cfg, "renewal-result", env={"SERVICE_RESULT": "success", "EXIT_STATUS": "0"})
     prom = (tmp_path / "textfile" / "moneytracker_edge_tls_mt.prom").read_text()
     assert 'moneytracker_tls_renewal_last_success{project="mt",source="acme"} 1' in prom

@@ -187,7 +187,8 @@ def status(cfg):
     st = read_state(cfg)
     served = served_file(cfg)
     result = {"project": cfg["project"], "source": cfg["source"], "names": cfg["names"], "served": None,
-              "lineage": None, "renewal": st.get("renewal"), "install": st.get("install"), "problems": []}
+              "lineage": None, "renewal": st.get("renewal"), "install": st.get("install"), "problems": [],
+              "last_run_problems": []}
     if served is None:
         result["problems"].append("the edge has no certificate in %s" % cfg["tls_dir"])
     else:
@@ -202,13 +203,14 @@ def status(cfg):
             result["problems"].append("the certificate does not cover %s" % ", ".join(missing))
         if served["not_after"] <= now:
             result["problems"].append("the certificate expired")
+    # What the last renewal and install runs said: problems of the renewal, not of what is served.
     renewal, install_ = st.get("renewal") or {}, st.get("install") or {}
     if renewal and not renewal.get("ok"):
-        result["problems"].append(
+        result["last_run_problems"].append(
             "the last renewal run failed (certbot.service at %s, %s %s; journalctl -u certbot.service says why)"
             % (_when(renewal.get("at")), renewal.get("service_result"), renewal.get("exit_status")))
     if install_ and not install_.get("ok"):
-        result["problems"].append("the last install into the edge failed (%s): %s" % (
+        result["last_run_problems"].append("the last install into the edge failed (%s): %s" % (
             _when(install_.get("at")), install_.get("message")))
     if cfg["source"] == "acme" and cfg.get("lineage"):
         try:
@@ -399,9 +401,9 @@ def main(argv=None):
                 for k in ("renewal", "install"):
                     if result[k]:
                         print("last %s: %s" % (k, json.dumps(result[k], sort_keys=True)))
-                for p in result["problems"]:
+                for p in result["problems"] + result["last_run_problems"]:
                     print("PROBLEM: " + p)
-            return 1 if result["problems"] else 0
+            return 1 if result["problems"] or result["last_run_problems"] else 0
         if args.command == "install":
             if not args.lineage:
                 raise Failed("no lineage: pass its directory or run as certbot's deploy hook ($RENEWED_LINEAGE)")
