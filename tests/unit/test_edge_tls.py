@@ -233,3 +233,12 @@ def test_a_bad_configuration_is_named(tmp_path):
     (tmp_path / "c.json").write_text("{}")
     p = run_tool(tmp_path / "c.json", "status")
     assert p.returncode == 1 and "has no 'project'" in p.stderr
+
+
+def test_install_refuses_while_the_operators_own_files_are_served(tmp_path, cfg):
+    settings = json.loads(cfg.read_text())
+    cfg.write_text(json.dumps(dict(settings, source="files", lineage="")))
+    lineage(tmp_path, ["app.example.com"])
+    p = run_tool(cfg, "install", str(tmp_path / "lineage"))
+    assert p.returncode == 1 and "app_tls_source is files here" in p.stderr
+    assert not (tmp_path / "tls" / "fullchain.pem").exists()

@@ -234,6 +234,11 @@ def install(cfg, lineage):
     """Copy a certbot lineage into the edge's tls/ directory, check the edge takes it, reload it
     and confirm it serves the new certificate; the previous files go back on any failure."""
     st = read_state(cfg)
+    if cfg["source"] != "acme":
+        # certbot.timer still renews a lineage of an earlier acme set-up: its certificate must not
+        # replace the operator's own (files) in the edge.
+        raise Failed("app_tls_source is %s here: certbot's certificate in %s is not installed into the edge"
+                     % (cfg["source"], lineage))
     try:
         data = {}
         for name in FILES:
