@@ -23,7 +23,7 @@ COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := $(BUILD)/dist/moneytracker-deploy-$(COLLECTION_VERSION).tar.gz
 _SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 # The longest scenarios first, so that the parallel runs finish together.
-_LONGEST := crash release migrate tls
+_LONGEST := release migrate tls crash
 MOLECULE_SCENARIOS ?= $(filter $(_LONGEST),$(_SCENARIOS)) $(filter-out $(_LONGEST),$(_SCENARIOS))
 
 .PHONY: help host-setup setup dev collection images docker-check lint sanity unit prometheus-rules integration molecule test demo demo-down clean

@@ -3,8 +3,9 @@
 The scenario deploys with app_tls_source=acme for app.moneytracker.test and www.moneytracker.test
 (molecule.yml). The clients run on the test host, where /etc/hosts names the site 127.0.0.1, and
 verify the certificate against Pebble's root (fetched from its management API, made at its start).
-testssl.sh runs in its own container (examples/acme/testssl) beside the test host. Each test sets
-up what it needs (a deploy is a no-op when the host is already so), so the order does not matter.
+testssl.sh runs in its own container (examples/acme/testssl) beside the test host. The module's
+fixture deploys the scenario's set-up once; a test that changes it (files mode, the CA made
+unreachable) puts it back, so the order does not matter.
 """
 import datetime
 import json
@@ -61,9 +62,10 @@ def containers(host):
                              " --filter label=com.docker.compose.oneoff=False | sort").split()
 
 
-@pytest.fixture(name="acme")
+@pytest.fixture(name="acme", scope="module")
 def fixture_acme(host):
-    """The scenario's own set-up (acme), deployed; Pebble's root (made at its start) on the test host."""
+    """The scenario's own set-up (acme), deployed; Pebble's root (made at its start) on the test host.
+    Once per file: a test that changes the set-up (files mode) puts acme back itself."""
     rc, out = deploy()
     assert rc == 0, out[-3000:]
     host.check_output(f"curl -sS --fail --cacert {API_CA} https://pebble:15000/roots/0 -o {ROOT_CA}")
