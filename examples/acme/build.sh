@@ -15,7 +15,6 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 DEBIAN_IMAGE="${DEBIAN_IMAGE:-debian:trixie-slim}"
 # tag  build context (under examples/acme/)
 IMAGES=(
@@ -27,19 +26,6 @@ log() { printf '[acme-build] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
 # shellcheck source=../../scripts/lib/image-build.sh
-source "$ROOT/scripts/lib/image-build.sh"
+source "$HERE/../../scripts/lib/image-build.sh"
 parse_build_args "$@"
-require_docker
-
-if $local_base; then
-  "$ROOT/scripts/build-images.sh" base
-  DEBIAN_IMAGE="${MONEYTRACKER_BASE_IMAGE:-moneytracker-local/debian:trixie}"
-fi
-
-build_contexts "$HERE" "${IMAGES[@]}"
-
-if [[ -n "$save_dir" ]]; then
-  tags=()
-  for entry in "${IMAGES[@]}"; do read -r tag _ <<<"$entry"; tags+=("$tag"); done
-  save_images "$save_dir" "${tags[@]}"
-fi
+build_and_save "$HERE" "${IMAGES[@]}"

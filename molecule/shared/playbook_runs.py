@@ -10,6 +10,23 @@ import subprocess
 import time
 
 
+def deploy(*extra, timeout=900, playbook="deploy"):
+    """ansible-playbook moneytracker.deploy.<playbook> on Molecule's inventory, each extra as `-e`;
+    (exit code, output with stderr)."""
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{playbook}"]
+    for e in extra:
+        args += ["-e", e]
+    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    return proc.returncode, proc.stdout
+
+
+def recap(out):
+    """The play recap's counters of the last host line: {'ok': N, 'changed': N, ...}."""
+    line = [x for x in out.splitlines() if "ok=" in x and "changed=" in x][-1]
+    return dict((k, int(v)) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split()))
+
+
 def run_side_by_side(playbook: str, extra_vars_list: list[list[str]], timeout: int = 600) -> list[tuple[int, str]]:
     """One ansible-playbook per entry of extra_vars_list (each a list of `-e` values), started
     together; returns (exit code, output) per entry, in order."""

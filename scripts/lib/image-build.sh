@@ -3,6 +3,8 @@
 #   parse_build_args "$@"   sets local_base, save_dir, no_cache (--local-base, --save DIR, --no-cache, --help)
 #   require_docker          the CLI and the engine answer, then take the machine-wide build lock
 #   image_id TAG / size_of TAG
+#   build_and_save DIR "TAG CONTEXT"...  the rest of a simple build script: the Docker checks, the
+#                           local base (--local-base), build_contexts, --save
 #   build_contexts DIR "TAG CONTEXT"...  build each DIR/CONTEXT as TAG on $DEBIAN_IMAGE, skipped when
 #                           its label org.moneytracker.inputs equals the hash of the context's files
 #                           and the base image's name and ID (so a rerun takes seconds)
@@ -63,6 +65,23 @@ build_contexts() {
     built=$((built + 1))
   done
   log "done in $((SECONDS - total_start))s: $built built, $skipped up to date"
+}
+
+build_and_save() {
+  local dir="$1" entry tag root
+  local -a tags=()
+  shift
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  require_docker
+  if $local_base; then
+    "$root/scripts/build-images.sh" base
+    DEBIAN_IMAGE="${MONEYTRACKER_BASE_IMAGE:-moneytracker-local/debian:trixie}"
+  fi
+  build_contexts "$dir" "$@"
+  if [[ -n "$save_dir" ]]; then
+    for entry in "$@"; do read -r tag _ <<<"$entry"; tags+=("$tag"); done
+    save_images "$save_dir" "${tags[@]}"
+  fi
 }
 
 # The tarball of REF is named as the filter moneytracker.deploy.image_archive_name names it: '/', ':'

@@ -22,18 +22,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runs import api  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api, deploy, recap  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 
-
-def deploy(*extra, timeout=900, playbook="deploy"):
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{playbook}"]
-    for e in extra:
-        args += ["-e", e]
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
-    return proc.returncode, proc.stdout
 
 
 def containers(host):
@@ -57,10 +49,6 @@ def routes(host):
             found[var[len("$mt_route_"):]] = target.strip('";').rsplit(":", 1)[0]
     return found
 
-
-def recap(out):
-    line = [x for x in out.splitlines() if "ok=" in x and "changed=" in x][-1]
-    return dict((k, int(v)) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split()))
 
 
 @pytest.fixture(name="base")

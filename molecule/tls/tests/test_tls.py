@@ -21,7 +21,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import runbook_commands as rb  # noqa: E402  pylint: disable=wrong-import-position
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runs import api  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api, deploy, recap  # noqa: E402  pylint: disable=wrong-import-position
 
 NAME = "app.moneytracker.test"
 SITE = f"https://{NAME}"
@@ -34,18 +34,6 @@ PROJECT_DIR = os.environ.get("MOLECULE_PROJECT_DIRECTORY", str(Path(__file__).re
 LOGS = Path(PROJECT_DIR) / ".build" / "logs"
 
 
-def deploy(*extra, timeout=900):
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"]
-    for e in extra:
-        args += ["-e", e]
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
-    return proc.returncode, proc.stdout
-
-
-def recap(out):
-    line = [x for x in out.splitlines() if "ok=" in x and "changed=" in x][-1]
-    return dict((k, int(v)) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split()))
 
 
 def served(host, name=NAME):
