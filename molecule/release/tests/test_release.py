@@ -27,7 +27,6 @@ from playbook_runs import api, deploy, recap  # noqa: E402  pylint: disable=wron
 PROJECT = "/opt/moneytracker"
 
 
-
 def containers(host):
     """{service: [(name, id)]} of the app's project, running or not (not `compose run` one-offs:
     the schema check runs one)."""
@@ -48,7 +47,6 @@ def routes(host):
             dummy, var, target = line.split()
             found[var[len("$mt_route_"):]] = target.strip('";').rsplit(":", 1)[0]
     return found
-
 
 
 @pytest.fixture(name="base")

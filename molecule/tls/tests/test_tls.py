@@ -34,8 +34,6 @@ PROJECT_DIR = os.environ.get("MOLECULE_PROJECT_DIRECTORY", str(Path(__file__).re
 LOGS = Path(PROJECT_DIR) / ".build" / "logs"
 
 
-
-
 def served(host, name=NAME):
     """(serial, notAfter, issuer) of the certificate the edge answers with for `name`."""
     out = host.check_output(
