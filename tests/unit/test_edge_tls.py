@@ -242,3 +242,12 @@ def test_install_refuses_while_the_operators_own_files_are_served(tmp_path, cfg)
     p = run_tool(cfg, "install", str(tmp_path / "lineage"))
     assert p.returncode == 1 and "app_tls_source is files here" in p.stderr
     assert not (tmp_path / "tls" / "fullchain.pem").exists()
+
+
+def test_status_reports_certbots_renewal_setting(tmp_path, cfg):
+    conf = tmp_path / "renewal.conf"
+    conf.write_text("# renew_before_expiry = 30 days\nversion = 4.0.0\n[renewalparams]\n")
+    cfg.write_text(json.dumps(dict(json.loads(cfg.read_text()), renewal_conf=str(conf))))
+    assert json.loads(run_tool(cfg, "status", "--json").stdout)["renew_before_expiry"] is None
+    conf.write_text("renew_before_expiry = 60 days\nversion = 4.0.0\n[renewalparams]\n")
+    assert json.loads(run_tool(cfg, "status", "--json").stdout)["renew_before_expiry"] == "60 days"

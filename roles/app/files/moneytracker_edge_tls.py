@@ -165,6 +165,14 @@ def served_live(cfg, name=None):
     return cert_info(text[start:end + len("-----END CERTIFICATE-----") + 1])
 
 
+def served_now(cfg):
+    """served_live, or None when the edge does not answer (yet)."""
+    try:
+        return served_live(cfg)
+    except (Failed, subprocess.TimeoutExpired):
+        return None
+
+
 def edge_container(cfg):
     p = subprocess.run([cfg["docker"], "ps", "--quiet", "--filter", "status=running",
                         "--filter", "label=com.docker.compose.project=%s" % cfg["project"],
@@ -212,6 +220,7 @@ def status(cfg):
     if install_ and not install_.get("ok"):
         result["last_run_problems"].append("the last install into the edge failed (%s): %s" % (
             _when(install_.get("at")), install_.get("message")))
+    result["renew_before_expiry"] = _renew_before(cfg.get("renewal_conf"))
     if cfg["source"] == "acme" and cfg.get("lineage"):
         try:
             with open(os.path.join(cfg["lineage"], "fullchain.pem"), "rb") as fh:
@@ -224,6 +233,19 @@ def status(cfg):
         except OSError:
             pass
     return result
+
+
+def _renew_before(path):
+    """certbot's renew_before_expiry for the lineage ('30 days'), or None (certbot's default)."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                key, sep, value = line.partition("=")
+                if sep and key.strip() == "renew_before_expiry":
+                    return value.strip()
+    except (OSError, TypeError):
+        pass
+    return None
 
 
 def _when(epoch):
@@ -260,12 +282,7 @@ def install(cfg, lineage):
                 previous[name] = None
         if previous == data:
             cid = edge_container(cfg)
-            live = None
-            if cid is not None:
-                try:
-                    live = served_live(cfg)
-                except (Failed, subprocess.TimeoutExpired):
-                    live = None
+            live = served_now(cfg) if cid is not None else None
             if cid is None or (live is not None and live["sha256"] == new["sha256"]):
                 return "already installed: serial %s%s" % (
                     new["serial"], "" if cid is None else ", and the edge serves it")
@@ -312,11 +329,7 @@ def _reload(cfg, cid, new):
         raise Failed("nginx -s reload failed: %s" % out[-500:])
     deadline = time.time() + 15
     while True:
-        live = None
-        try:
-            live = served_live(cfg)
-        except (Failed, subprocess.TimeoutExpired):
-            pass
+        live = served_now(cfg)
         if live is not None and live["sha256"] == new["sha256"]:
             return
         if time.time() > deadline:
