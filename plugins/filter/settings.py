@@ -1,0 +1,325 @@
+# Copyright: MoneyTracker operators
+# Apache License 2.0 (see galaxy.yml)
+"""The roles' preflight rules, one filter per role: every problem at once, each naming the
+variable, the value it got and the rule.
+
+A role's preflight passes its values (a dict: every variable of the role by name, plus the few
+internal values a rule needs, named with a leading underscore) and asserts the list is empty.
+One task per role instead of one `assert` per rule: the rules are the same, a deploy with
+nothing to change spends no time on a task per rule (issue 10), and an operator sees every
+problem of an inventory in one run instead of one per run.
+
+unknown_variables         "<name> is not a variable of the <role> role (did you mean ...?)"
+app_settings_problems     the app role's rules (images pinned, sizes, numbers, ports, secret, ...)
+docker_settings_problems  the docker role's rules (platform, Compose source, log rotation, ...)
+moneytracker_db_settings_problems  the moneytracker_db role's rules (cron, directories, retention, ...)
+
+Values given as `-e key=value` are strings: a number is checked to be digits before it is read.
+A secret's value is never part of a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import posixpath
+import re
+
+from ansible_collections.moneytracker.deploy.plugins.filter.images import image_archive_name
+from ansible_collections.moneytracker.deploy.plugins.filter.preflight import closest
+from ansible_collections.moneytracker.deploy.plugins.filter.sizing import parse_mem
+from ansible_collections.moneytracker.deploy.plugins.test.image_ref import pinned_image
+
+_DIGITS = re.compile(r"^[0-9]+$")
+_DURATION = re.compile(r"^(?=[0-9])([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$")
+_SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
+
+
+def _text(value):
+    """A value as a message shows it (Jinja's `string`)."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return str(value)
+    return str(value)
+
+
+def _integer(problems, name, value, minimum, why=""):
+    """Digits (a -e value is a string), then the floor."""
+    if not _DIGITS.match(_text(value)) or int(_text(value)) < minimum:
+        problems.append(f"{name} must be an integer >= {minimum}{why} (got '{_text(value)}').")
+
+
+def _json(value):
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return json.dumps(_text(value))
+
+
+def unknown_variables(names, known, role, prefix):
+    """The message for each name with the role's prefix that is none of its variables."""
+    known = [str(k) for k in known]
+    messages = []
+    for name in sorted({str(n) for n in names} - set(known)):
+        near = closest(name, known, prefix)
+        messages.append(f"{name} is not a variable of the {role} role"
+                        + (f" (did you mean {near}?)" if near else "") + ";")
+    if messages:
+        messages.append("rename or remove it: the role would ignore it (its variables are listed in "
+                        "the role's README.md and meta/argument_specs.yml).")
+    return [" ".join(messages)] if messages else []
+
+
+# ---- app -----------------------------------------------------------------------------------------
+def app_settings_problems(s):
+    """The app role's rules. s: every app_* variable, plus _vcpus (the host's CPUs or None),
+    _published_ports ({variable: port}), _env_reserved and _public_secret_sha256."""
+    p = []
+    for name in ("app_backend_image", "app_frontend_image", "app_edge_image"):
+        if not pinned_image(s[name]):
+            p.append(f"{name} must name an image pinned by tag or digest (name:tag or name@sha256:<64 hex>), "
+                     f"not '{_text(s[name])}' (no implicit or explicit :latest: a deploy must know what it runs).")
+
+    for name in ("app_backend_mem_limit", "app_frontend_mem_limit", "app_backend_tmpfs_size",
+                 "app_frontend_tmpfs_size", "app_edge_mem_limit", "app_edge_tmpfs_size"):
+        size = parse_mem(s[name])
+        if size is None or size < 6291456:
+            p.append(f"{name} must be a memory size of at least 6m: a whole number with b, k, m or g "
+                     f"(e.g. 512m), got '{_text(s[name])}'.")
+
+    vcpus = s.get("_vcpus")
+    for name in ("app_backend_cpus", "app_frontend_cpus", "app_edge_cpus"):
+        try:
+            cpus = float(_text(s[name]))
+        except ValueError:
+            cpus = 0.0
+        if not 0 < cpus <= (float(vcpus) if vcpus else cpus):
+            p.append(f"{name} must be > 0 and at most the host's {vcpus if vcpus else '?'} CPUs, "
+                     f"got {_text(s[name])}.")
+
+    for name, minimum, why in (
+            ("app_backend_pids_limit", 16, ""), ("app_frontend_pids_limit", 16, ""),
+            ("app_edge_pids_limit", 16, ""), ("app_web_concurrency", 0, " (0 = computed)"),
+            ("app_worker_memory_mb", 1, ""), ("app_worker_reserve_mb", 0, ""), ("app_log_max_file", 1, ""),
+            ("app_healthcheck_retries", 1, ""), ("app_compose_wait_timeout", 10, ""),
+            ("app_drain_timeout", 1, ""), ("app_maintenance_retry_after", 1, ""),
+            ("app_releases_keep", 2, " (the previous release is kept for rollback)"),
+            ("app_migration_lock_ttl", 60, ""), ("app_migration_lock_wait", 0, ""),
+            ("app_migration_timeout", 10, "")):
+        _integer(p, name, s[name], minimum, why)
+
+    for name in ("app_migration_status_command", "app_migration_upgrade_command"):
+        if not s[name]:
+            p.append(f"{name} must not be empty (got {_json(s[name])}): it is the command the migration runs.")
+
+    if not _SIZE.match(_text(s["app_log_max_size"])):
+        p.append(f"app_log_max_size must be a size like 10m (a whole number with k, m or g), "
+                 f"got '{_text(s['app_log_max_size'])}'.")
+
+    for name in ("app_healthcheck_interval", "app_healthcheck_timeout", "app_healthcheck_start_period",
+                 "app_healthcheck_start_interval"):
+        if not _DURATION.match(_text(s[name])):
+            p.append(f"{name} must be a duration like 10s or 1m30s (got '{_text(s[name])}').")
+
+    secret = s.get("app_secret_key")
+    if not isinstance(secret, str) or len(secret) < 32 or re.search("[\r\n']", secret):
+        p.append("app_secret_key (the backend's secret key) is missing, shorter than 32 characters "
+                 "or holds a line break or a single quote. Put it in a vault, e.g. "
+                 "group_vars/moneytracker/vault.yml: vault_app_secret_key: "
+                 "<python3 -c 'import secrets; print(secrets.token_urlsafe(48))'>.")
+    elif (hashlib.sha256(secret.encode()).hexdigest() in s["_public_secret_sha256"]
+          or re.search("change-?me", secret, re.IGNORECASE)):
+        p.append("app_secret_key is a value published in this collection (the placeholder of "
+                 "inventories/production/group_vars/moneytracker/vault.yml.example or an example from its "
+                 "docs): anyone could forge the backend's CSRF tokens with it. Generate a new one with "
+                 "python3 -c 'import secrets; print(secrets.token_urlsafe(48))' and set "
+                 "vault_app_secret_key to it in your vault.")
+
+    env = s["app_backend_env"]
+    names = [str(n) for n in env] if isinstance(env, dict) else []
+    bad = [n for n in names if not re.match(r"^[A-Z_][A-Z0-9_]*\Z", n)]
+    reserved = list(s["_env_reserved"])
+    taken = sorted({n for n in names if n in reserved or n.startswith("MONEYTRACKER_SECRET_KEY")})
+    if not isinstance(env, dict) or bad or taken:
+        p.append(f"app_backend_env names must match ^[A-Z_][A-Z0-9_]*$ (refused: {_json(bad)}) and must not "
+                 f"be one the role sets itself, {', '.join(reserved)} or any MONEYTRACKER_SECRET_KEY* "
+                 f"(refused: {_json(taken)}); the secret goes in app_secret_key.")
+
+    try:
+        ipaddress.ip_address(_text(s["app_http_bind"]))
+    except ValueError:
+        p.append(f"app_http_bind must be an IP address such as 0.0.0.0 (every interface) or 127.0.0.1 "
+                 f"(got '{_text(s['app_http_bind'])}').")
+
+    port_problems = []
+    for name, minimum, why in (("app_http_port", 1, ""), ("app_https_port", 1, ""),
+                               ("app_backend_debug_port", 0, " (0 = not published)")):
+        value = _text(s[name])
+        if not _DIGITS.match(value) or not minimum <= int(value) <= 65535:
+            port_problems.append(f"{name} must be a port number {minimum}-65535{why} (got '{value}').")
+    p.extend(port_problems)
+    if not port_problems:
+        p.extend(ports_published_twice(s["_published_ports"]))
+
+    if s["app_image_source"] == "archive" and not s["app_image_archive_dir"]:
+        p.append("With app_image_source=archive set app_image_archive_dir to the controller directory "
+                 "holding the image tarballs.")
+    if s["app_registry_url"] and not (s["app_registry_username"] and s["app_registry_password"]):
+        p.append(f"With app_registry_url set ('{s['app_registry_url']}'), set app_registry_username and "
+                 f"app_registry_password too"
+                 + (" (app_registry_username is empty)." if not s["app_registry_username"]
+                    else " (app_registry_password is empty)."))
+    # (On the controller, where the archives are.)
+    if s["app_image_source"] == "archive" and s["app_image_archive_dir"]:
+        folder = _text(s["app_image_archive_dir"])
+        missing = [image_archive_name(s[name]) for name in ("app_backend_image", "app_frontend_image")
+                   if pinned_image(s[name]) and not os.path.isfile(os.path.join(folder, image_archive_name(s[name])))]
+        if missing:
+            p.append(f"app_image_source=archive, but these tarballs are missing on the controller: "
+                     f"{', '.join(missing)} (in {folder}). Build them (examples/moneytracker/build.sh --save DIR) "
+                     f"or fix app_image_archive_dir.")
+    return p
+
+
+def ports_published_twice(published):
+    """{variable: port} -> one message naming each port two variables publish (0 = not published)."""
+    by_port = {}
+    for name, port in published.items():
+        if int(_text(port)) > 0:
+            by_port.setdefault(int(_text(port)), []).append(str(name))
+    twice = [f"port {port} is published by both {' and '.join(names)};"
+             for port, names in by_port.items() if len(names) > 1]
+    if not twice:
+        return []
+    return [" ".join(twice) + " no port may be used by two services of the host: give one of them another port."]
+
+
+# ---- docker --------------------------------------------------------------------------------------
+def docker_settings_problems(s):
+    """The docker role's rules. s: every docker_* variable, plus _facts (distribution, its
+    version, os_family)."""
+    p = []
+    facts = s["_facts"]
+    major = int(_text(facts.get("distribution_major_version") or 0)) if _DIGITS.match(
+        _text(facts.get("distribution_major_version") or "0")) else 0
+    if facts.get("os_family") != "Debian" or facts.get("distribution") != "Debian" or major < 12:
+        p.append(f"The docker role supports Debian 12 and 13; this host runs "
+                 f"{facts.get('distribution')} {facts.get('distribution_version')}.")
+    elif s["docker_source"] == "distribution" and major < 13:
+        p.append(f"docker_source=distribution cannot give Compose v2 on Debian {major} (its docker-compose "
+                 f"package is Compose v1). Set docker_source: docker_ce (Docker's apt repository), or "
+                 f"upgrade the host to Debian 13.")
+    if not _SIZE.match(_text(s["docker_log_max_size"])):
+        p.append(f"docker_log_max_size must be a number followed by k, m or g (e.g. 10m), "
+                 f"got '{_text(s['docker_log_max_size'])}'.")
+    _integer(p, "docker_log_max_file", s["docker_log_max_file"], 1)
+    if not re.match(r"^2\.[0-9]+(\.[0-9]+)?$", _text(s["docker_compose_min_version"])):
+        p.append(f"docker_compose_min_version must be a Compose v2 version like 2.18.0, got "
+                 f"'{_text(s['docker_compose_min_version'])}'.")
+    clash = [k for k in ("log-driver", "live-restore") if k in s["docker_daemon_options"]]
+    if clash:
+        p.append(f"docker_daemon_options sets {', '.join(clash)}; use docker_log_driver / docker_live_restore "
+                 f"for those instead.")
+    return p
+
+
+# ---- moneytracker_db -----------------------------------------------------------------------------
+_MAILTO_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_MAILTO = re.compile(rf"^([A-Za-z0-9_][A-Za-z0-9._%+-]*(@{_MAILTO_LABEL}(\.{_MAILTO_LABEL})*)?)?\Z")
+_SYSTEM_DIRS = ("/", "/var", "/var/lib", "/etc", "/usr", "/tmp")
+
+
+def _cron_problem(value, fields):
+    parts = _text(value).split()
+    if len(parts) != 5:
+        return f"it has {len(parts)} field(s)."
+    return " ".join(f"{f['name']} '{part}' is not {f['allowed']}, *, a range a-b, a list a,b or a step /n."
+                    for f, part in zip(fields, parts) if not re.match(f["re"], part, re.IGNORECASE))
+
+
+def moneytracker_db_settings_problems(s):
+    """The moneytracker_db role's rules. s: every moneytracker_db_* variable, plus _cron_fields
+    (name, allowed, re of each of the five fields)."""
+    p = []
+    for name in ("moneytracker_db_backup_schedule", "moneytracker_db_prune_schedule",
+                 "moneytracker_db_check_quick_schedule", "moneytracker_db_check_full_schedule"):
+        problem = _cron_problem(s[name], s["_cron_fields"])
+        if problem:
+            p.append(f"{name} must be a cron schedule of five fields 'minute hour day-of-month month "
+                     f"day-of-week' (e.g. '15 2 * * *'), got '{_text(s[name])}': {problem}")
+
+    for name in ("moneytracker_db_backup_dir", "moneytracker_db_state_dir", "moneytracker_db_app_project_dir",
+                 "moneytracker_db_textfile_dir", "moneytracker_db_releases_dir", "moneytracker_db_offsite_path"):
+        value = _text(s[name])
+        if value == "":
+            continue
+        if (not re.match(r"^/[^\s]*$", value) or posixpath.normpath(value) in _SYSTEM_DIRS
+                or (posixpath.normpath(value) + "/").startswith("/var/lib/docker/")):
+            p.append(f"{name} must be an absolute path without spaces, not a system directory itself and not "
+                     f"inside /var/lib/docker (backups must live outside the Docker volume they protect); "
+                     f"got '{value}'.")
+
+    backup, state = _text(s["moneytracker_db_backup_dir"]), _text(s["moneytracker_db_state_dir"])
+    offsite, rsync = _text(s["moneytracker_db_offsite_path"]), _text(s["moneytracker_db_offsite_rsync"])
+    if posixpath.normpath(backup) == posixpath.normpath(state):
+        p.append(f"moneytracker_db_backup_dir and moneytracker_db_state_dir must differ (both are '{backup}').")
+    if offsite and posixpath.normpath(offsite) == posixpath.normpath(backup):
+        p.append(f"moneytracker_db_offsite_path must not be the backup directory (both are '{offsite}').")
+    if offsite and rsync:
+        p.append(f"set at most one of moneytracker_db_offsite_path ('{offsite}') and "
+                 f"moneytracker_db_offsite_rsync ('{rsync}').")
+    if rsync and (not re.match(r"^[A-Za-z0-9_.@\[\]-]+:[^\s]+$", rsync) or rsync.startswith("-")):
+        p.append(f"moneytracker_db_offsite_rsync must look like user@host:/dir (an rsync target over ssh), "
+                 f"got '{rsync}'.")
+
+    for name, pattern, rule in (
+            ("moneytracker_db_volume", r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "a Docker volume name (letters, digits, _ . -)"),
+            ("moneytracker_db_database_name", r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+             "a file name in the volume (letters, digits, _ . -)")):
+        if not re.match(pattern, _text(s[name])):
+            p.append(f"{name} must be {rule} (got '{_text(s[name])}').")
+
+    retention = ("moneytracker_db_retention_daily", "moneytracker_db_retention_weekly",
+                 "moneytracker_db_retention_monthly")
+    numbers_ok = True
+    for name, minimum in (*((r, 0) for r in retention), ("moneytracker_db_lock_ttl_seconds", 60),
+                          ("moneytracker_db_busy_timeout_ms", 0)):
+        before = len(p)
+        _integer(p, name, s[name], minimum)
+        numbers_ok = numbers_ok and (len(p) == before or name not in retention)
+    if numbers_ok and sum(int(_text(s[r])) for r in retention) < 1:
+        p.append("moneytracker_db_retention_daily, moneytracker_db_retention_weekly and "
+                 "moneytracker_db_retention_monthly must together be >= 1: retention would delete every backup "
+                 f"(got {', '.join(_text(s[r]) for r in retention)}).")
+
+    owner = _text(s["moneytracker_db_db_owner"])
+    if owner and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*(:0?[0-7]{3})?$", owner):
+        p.append(f"moneytracker_db_db_owner must be \"uid:gid\" or \"uid:gid:mode\" (e.g. 10001:10001:0640), or "
+                 f"\"\" for the owner of the file being replaced; got '{owner}'.")
+
+    for name in ("moneytracker_db_stop_command", "moneytracker_db_start_command"):
+        value = s[name]
+        if (not isinstance(value, list) or not value
+                or not all(isinstance(v, str) and v != "" for v in value)):
+            p.append(f"{name} must be a non-empty list of non-empty strings (an argv, run without a shell), "
+                     f"got {_json(value)}.")
+
+    mailto = s["moneytracker_db_cron_mailto"]
+    if not isinstance(mailto, str) or not _MAILTO.match(mailto):
+        p.append("moneytracker_db_cron_mailto must be one e-mail address (e.g. ops@example.com), a local user "
+                 "name, or \"\" for no mail: no spaces, line breaks, commas or leading '-'; "
+                 f"got {_json(mailto)}.")
+    return p
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "unknown_variables": unknown_variables,
+            "app_settings_problems": app_settings_problems,
+            "docker_settings_problems": docker_settings_problems,
+            "moneytracker_db_settings_problems": moneytracker_db_settings_problems,
+        }
