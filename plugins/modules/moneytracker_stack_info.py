@@ -127,6 +127,12 @@ options:
         type: list
         elements: str
         required: true
+  migration_status:
+    description:
+      - The host tool (C(moneytracker-db)) whose C(migration status) to report in C(migration_status)
+        (what M(moneytracker.deploy.moneytracker_db_migration) with O(moneytracker.deploy.moneytracker_db_migration#module:action=status)
+        returns), read in the same run as the rest. Nothing is read when the tool is missing.
+    type: path
   docker:
     description: The Docker CLI.
     type: path
@@ -256,6 +262,13 @@ in_sync:
     (see the description); C(false) without a compose file.
   returned: always
   type: bool
+migration_status:
+  description:
+    - With O(migration_status), the tool's C(migration status) (C(unfinished), C(live_schema), C(lock), C(msg),
+      ...) as M(moneytracker.deploy.moneytracker_db_migration) returns it; C(null) when the tool is missing
+      or its status failed (the caller asks the module then, which names the cause).
+  returned: when O(migration_status) is given
+  type: dict
 out_of_sync:
   description: Why C(in_sync) is false, one line per reason.
   returned: always
@@ -273,6 +286,7 @@ import stat as stat_mod
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.moneytracker.deploy.plugins.module_utils.moneytracker_db import MoneytrackerDbClient
 from ansible_collections.moneytracker.deploy.plugins.module_utils.stack import Docker, DockerError, compare, parse_routes
 
 
@@ -372,6 +386,18 @@ def _routes(path):
         return {}
 
 
+def _migration_status(module, tool):
+    """The tool's `migration status` as moneytracker_db_migration returns it, or None."""
+    if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
+        return None
+    found = MoneytrackerDbClient(module, tool=tool, config="").run("migration", "status")
+    if not found.ok:
+        return None
+    status = found.details()
+    status.update(failed=False, changed=False, rc=found.rc, cmd=found.cmd, msg=found.message)
+    return status
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -395,6 +421,7 @@ def main():
                 file=dict(type="path", required=True),
                 services=dict(type="list", elements="str", required=True),
             )),
+            migration_status=dict(type="path"),
             docker=dict(type="path", default="docker"),
         ),
         required_together=[("project_dir", "project_name")],
@@ -415,6 +442,8 @@ def main():
         in_sync=False,
         out_of_sync=[],
     )
+    if p["migration_status"]:
+        result["migration_status"] = _migration_status(module, p["migration_status"])
     docker = Docker(module, p["docker"])
     try:
         result["images"] = docker.inspect_images(p["images"])
