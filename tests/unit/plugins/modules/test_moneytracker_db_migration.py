@@ -144,3 +144,27 @@ def test_missing_options_are_named(run_module, env):
     r = run_module("migration", action="bogus")
     assert r.rc == 1 and "action" in r.result["msg"], r.stdout
     assert json.loads(r.stdout)["failed"] is True
+
+
+def test_the_state_read_gives_the_same_status(run_module, env, tool_double, collections_tree, tmp_path):
+    """moneytracker_stack_info's migration_status (the app's one state read; recover.yml uses it
+    instead of a second module run) is what this module's status returns, journal and lock included."""
+    import subprocess
+
+    def stack_info(tool):
+        args = tmp_path / "stack-info-args.json"
+        args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"migration_status": tool}}))
+        proc = subprocess.run(
+            [sys.executable, "-m", "ansible_collections.moneytracker.deploy.plugins.modules.moneytracker_stack_info",
+             str(args)], capture_output=True, text=True, timeout=120, cwd=str(tmp_path), check=False,
+            env=env.env({"PYTHONPATH": str(collections_tree), "MONEYTRACKER_DB_CONFIG": str(env.config)}))
+        return json.loads(proc.stdout)
+
+    take_lock(run_module)
+    module = run_module("migration", action="status").result
+    found = stack_info(tool_double)["migration_status"]
+    assert found["lock"]["state"] == "held" and found["live_schema"] == OLD
+    for key in ("unfinished", "journal", "swapped", "live_schema", "lock", "msg", "rc", "failed", "changed"):
+        assert found[key] == module[key], key
+    # No tool there: nothing read (recover.yml then asks the module, which names the cause).
+    assert stack_info(str(tmp_path / "missing-tool"))["migration_status"] is None
