@@ -1,0 +1,33 @@
+# Copyright: MoneyTracker operators
+# Apache License 2.0 (see galaxy.yml)
+"""paths_differing: which of the paths a role manages are not as its tasks would leave them.
+
+The roles read the host once (a probe or moneytracker_stack_info: per path null, or dir, mode,
+uid, gid, mtime and maybe sha1) and run a task only where the path differs from what the task
+would leave. With one list of those differences, known before the tasks, a role includes its
+tasks only when something differs: a deploy with nothing to change spends one skipped include
+on them instead of one skipped task each (issue 10), and each task inside still runs only for
+its own path.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+
+def paths_differing(state, wanted):
+    """state: {path: null | {dir, mode, uid, gid, ...}}; wanted: {path: {key: value, ...}}.
+    The paths (sorted) that are missing from state, null there, or differ in a wanted key."""
+    if not isinstance(state, dict) or not isinstance(wanted, dict):
+        raise AnsibleFilterError("paths_differing: expects two dicts (the state read's paths, path -> wanted)")
+    differing = []
+    for path, want in wanted.items():
+        found = state.get(path)
+        if not isinstance(found, dict) or any(found.get(key) != value for key, value in (want or {}).items()):
+            differing.append(path)
+    return sorted(differing)
+
+
+class FilterModule:
+    def filters(self):
+        return {"paths_differing": paths_differing}
