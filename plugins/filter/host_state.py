@@ -15,17 +15,29 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 
+def _wanted_items(wanted):
+    """{path: {key: value}} or [{path, key: value, ...}] (a link's target as src, as
+    ansible.builtin.file takes it; the state read reports it as link) -> [(path, {key: value})]."""
+    if isinstance(wanted, dict):
+        return list(wanted.items())
+    if not isinstance(wanted, list) or not all(isinstance(w, dict) and "path" in w for w in wanted):
+        raise AnsibleFilterError("paths_differing: wanted must be {path: {...}} or a list of {path, ...}")
+    return [(w["path"], dict(("link" if k == "src" else k, v) for k, v in w.items() if k != "path"))
+            for w in wanted]
+
+
 def paths_differing(state, wanted):
-    """state: {path: null | {dir, mode, uid, gid, ...}}; wanted: {path: {key: value, ...}}.
-    The paths (sorted) that are missing from state, null there, or differ in a wanted key."""
-    if not isinstance(state, dict) or not isinstance(wanted, dict):
-        raise AnsibleFilterError("paths_differing: expects two dicts (the state read's paths, path -> wanted)")
+    """state: {path: null | {dir, mode, uid, gid, link, ...}}; wanted: {path: {key: value, ...}}
+    or a list of {path, key: value, ...}. The paths (sorted, once each) that are missing from
+    state, null there, or differ in a wanted key."""
+    if not isinstance(state, dict):
+        raise AnsibleFilterError("paths_differing: expects the state read's paths (a dict) as input")
     differing = []
-    for path, want in wanted.items():
+    for path, want in _wanted_items(wanted):
         found = state.get(path)
         if not isinstance(found, dict) or any(found.get(key) != value for key, value in (want or {}).items()):
             differing.append(path)
-    return sorted(differing)
+    return sorted(set(differing))
 
 
 class FilterModule:
