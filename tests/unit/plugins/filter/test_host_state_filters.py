@@ -2,25 +2,14 @@
 them. The roles include their writing tasks only when this (or another difference) is not empty,
 so a wrong answer here would either skip a needed change (a path reported equal) or cost a task
 per path; the roles' Molecule scenarios (idempotence, drift put right) run it on real hosts."""
-import os
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[4]
-COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build/collections")).split(":")[0]
 DIR = {"dir": True, "mode": "0755", "uid": 0, "gid": 0, "mtime": 1.0}
 
 
 @pytest.fixture(scope="module")
-def mod():
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-
-    finder = _AnsibleCollectionFinder(paths=[COLLECTIONS])
-    finder._install()  # pylint: disable=protected-access
-    from ansible_collections.moneytracker.deploy.plugins.filter import host_state
-
-    return host_state
+def mod(installed_filter):
+    return installed_filter("host_state")
 
 
 def test_dict_form(mod):

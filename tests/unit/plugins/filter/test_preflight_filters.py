@@ -1,27 +1,15 @@
 """The preflight filters (plugins/filter/preflight.py): closest and port_holders, imported from
 the collection as installed (ANSIBLE_COLLECTIONS_PATH, else .build/collections) through Ansible's
 collection loader, like tests/unit/test_sizing_filters.py."""
-import os
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[4]
-COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build/collections")).split(":")[0]
 APP = ["app_backend_mem_limit", "app_frontend_mem_limit", "app_backend_cpus", "app_http_port",
        "app_http_bind", "app_log_max_file", "app_log_max_size", "app_releases_keep"]
 
 
 @pytest.fixture(scope="module")
-def mod():
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-
-    finder = _AnsibleCollectionFinder(paths=[COLLECTIONS])
-    finder._install()  # pylint: disable=protected-access
-    from ansible_collections.moneytracker.deploy.plugins.filter import preflight
-
-    assert Path(preflight.__file__).is_relative_to(COLLECTIONS), preflight.__file__
-    return preflight
+def mod(installed_filter):
+    return installed_filter("preflight")
 
 
 @pytest.mark.parametrize(

@@ -3,26 +3,14 @@ collection as installed like test_preflight_filters.py. The end-to-end messages 
 ansible-playbook, values given as -e key=value) are in tests/unit/test_preflight_messages.py;
 these show what one task per role adds: every problem at once, a secret never in a message,
 and nothing crashes on a value of the wrong type."""
-import os
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[4]
-COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build/collections")).split(":")[0]
 SECRET = "s3cr3t-" + "x" * 40
 
 
 @pytest.fixture(scope="module")
-def mod():
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-
-    finder = _AnsibleCollectionFinder(paths=[COLLECTIONS])
-    finder._install()  # pylint: disable=protected-access
-    from ansible_collections.moneytracker.deploy.plugins.filter import settings
-
-    assert Path(settings.__file__).is_relative_to(COLLECTIONS), settings.__file__
-    return settings
+def mod(installed_filter):
+    return installed_filter("settings")
 
 
 def app(**changes):
