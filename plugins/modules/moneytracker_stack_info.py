@@ -446,7 +446,8 @@ def main():
         result["migration_status"] = _migration_status(module, p["migration_status"])
     docker = Docker(module, p["docker"])
     try:
-        result["images"] = docker.inspect_images(p["images"])
+        # No engine yet (check mode on a new host): no image is there.
+        result["images"] = docker.inspect_images(p["images"]) if module.get_bin_path(p["docker"]) else []
         if p["project_dir"]:
             files = [os.path.join(p["project_dir"], f) for f in p["files"]]
             result["compose_file"] = all(os.path.isfile(f) for f in files)

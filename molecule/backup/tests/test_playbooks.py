@@ -47,6 +47,6 @@ def test_bad_schedule_fails_at_preflight_and_changes_nothing(host, variable, val
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert f"{variable} must be a cron schedule" in out and reason in out, out
-    assert "Preflight | Check the cron schedules" in out, out
+    assert "moneytracker_db : Preflight | Check the role's values" in out, out
     assert "changed=0" in out and "failed=1" in out, out
     assert host.check_output(f"sha256sum {CRON_FILE} /etc/moneytracker-db/config.json") == before

@@ -236,3 +236,11 @@ def test_routes_file_round_trip_and_refuses_what_is_not_a_route():
     for bad in ({"backend": "x; include /etc/passwd:1"}, {"backend": "mt-backend-1"}, {"Back-end": "a:1"}):
         with pytest.raises(ValueError):
             stack.render_routes(bad)
+
+
+def test_no_engine_means_no_images(tmp_path):
+    """Check mode on a new host (no Docker CLI yet): the images asked for are reported absent, not an
+    error (the app's state read asks for them on every deploy, for the images role)."""
+    proc, res = run(tmp_path, check_mode=True, images=["moneytracker/backend:2.0.0"],
+                    docker=str(tmp_path / "no-docker-here"))
+    assert "failed" not in res and res["images"] == [], (proc.stderr, res)
