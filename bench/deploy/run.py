@@ -31,7 +31,8 @@ ansible on the PATH, like `make`; both test hosts are removed at the end, also o
     After each round, a FLOOR play of the no-op's shape (bench-generated, floor.yml in the work
     dir): a `ping` per host task (the facts come from one of them) and a skipped `debug` per other
     task result: what Ansible itself costs for that many tasks and round trips here, so the report
-    can tell the collection's cost from the tool's;
+    can tell the collection's cost from the tool's; and two plays that do nothing (no task; one
+    `ping`): what any ansible-playbook run costs here, against the compose no-op;
  5. prints the table and writes --out (Markdown).
 """
 from __future__ import annotations
@@ -58,7 +59,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TESTHOST_IMAGE = os.environ.get("MOLECULE_TESTHOST_IMAGE", "moneytracker-local/testhost:trixie")
 PROJECT_DIR = "/opt/moneytracker"  # app_project_dir's default
-IMAGES = ("moneytracker/backend:2.0.0", "moneytracker/frontend:1.0.0")  # inventories/sandbox's
+EDGE_LINKS_DIR = "/var/lib/moneytracker-edge/moneytracker"  # the app role's _app_edge_links_dir for it
+# inventories/sandbox's backend and frontend, and the app role's default edge
+IMAGES = ("moneytracker/backend:2.0.0", "moneytracker/frontend:1.0.0", "moneytracker/edge:1.0.0")
 # Every package the roles install on Debian 13 with the sandbox's settings (docker: distribution
 # + the SDK; moneytracker_db: its list without rsync).
 PACKAGES = ["docker.io", "docker-cli", "docker-compose", "python3-docker",
@@ -210,9 +213,11 @@ class Bench:
 
     def bare_steps(self) -> None:
         h = self.bare
-        # The deployed files, untimed: the compose file and what it mounts (nginx config, secret).
+        # The deployed files, untimed: the compose file and what it mounts (nginx config, secret,
+        # the edge's directories through their links).
         tree = subprocess.run(["docker", "exec", self.deploy.name, "tar", "-C", "/", "-c",
-                               PROJECT_DIR.lstrip("/")], capture_output=True, check=True, timeout=300).stdout
+                               PROJECT_DIR.lstrip("/"), EDGE_LINKS_DIR.lstrip("/")],
+                              capture_output=True, check=True, timeout=300).stdout
         self.R["loads"].append(("bare steps", load()))
         steps = {}
         steps["apt-get install"] = self.timed(
@@ -269,7 +274,21 @@ class Bench:
             floor = floor or self.floor_playbook(recs)
             f, _text, _recs = self.playbook(f"floor-{i}", self.deploy, floor)
             self.R.setdefault("floor", []).append(f)
-            log(f"no-op {i}: {took:.1f} s ({recap}); compose no-op {c:.2f} s; floor play {f:.1f} s")
+            # What any ansible-playbook costs here: a play with no task, and one with a single ping.
+            e, _text, _recs = self.playbook(f"empty-{i}", self.deploy, self.tiny_playbook("empty", []))
+            p, _text, _recs = self.playbook(f"ping-{i}", self.deploy,
+                                            self.tiny_playbook("ping", ["    - ansible.builtin.ping:\n"]))
+            self.R.setdefault("empty", []).append(e)
+            self.R.setdefault("ping", []).append(p)
+            log(f"no-op {i}: {took:.1f} s ({recap}); compose no-op {c:.2f} s; floor play {f:.1f} s; "
+                f"empty play {e:.2f} s; one-ping play {p:.2f} s")
+
+    def tiny_playbook(self, name: str, tasks: list) -> str:
+        path = os.path.join(self.work, f"{name}.yml")
+        with open(path, "w") as fh:
+            fh.write("---\n- name: " + name + "\n  hosts: all\n  gather_facts: false\n  tasks:"
+                     + ("\n" + "".join(tasks) if tasks else " []\n"))
+        return path
 
     # ---- analysis
 
@@ -352,6 +371,10 @@ class Bench:
              % (R["floor_shape"]["host_reads"], R["floor_shape"]["others"]),
              f"{floor_s:.1f} s", f"{floor_s / comp:.1f}x the compose no-op", ""),
             ("no-op deploy / floor play", f"{noop_s / floor_s:.2f}x", "what the tasks cost beyond being tasks", ""),
+            ("`ansible-playbook` of a play with no task / with one `ping`, median",
+             f"{statistics.median(R['empty']):.2f} s / {statistics.median(R['ping']):.2f} s",
+             f"{statistics.median(R['empty']) / comp:.1f}x / {statistics.median(R['ping']) / comp:.1f}x "
+             "the compose no-op", "Ansible's own floor here"),
             ("first deploy to a new host", f"{first:.1f} s", f"bare steps {bare:.1f} s", ""),
             ("first deploy / bare steps", f"{first / bare:.2f}x", f"goal <= {GOAL_FIRST_RATIO}x",
              met(first / bare <= GOAL_FIRST_RATIO)),
