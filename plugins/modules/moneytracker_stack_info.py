@@ -277,7 +277,6 @@ out_of_sync:
 '''
 
 import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -286,26 +285,9 @@ import stat as stat_mod
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.moneytracker.deploy.plugins.module_utils.host import path_info
 from ansible_collections.moneytracker.deploy.plugins.module_utils.moneytracker_db import MoneytrackerDbClient
 from ansible_collections.moneytracker.deploy.plugins.module_utils.stack import Docker, DockerError, compare, parse_routes
-
-
-def _stat(path, checksum):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    out = {"dir": stat_mod.S_ISDIR(st.st_mode), "mode": "%04o" % stat_mod.S_IMODE(st.st_mode),
-           "uid": st.st_uid, "gid": st.st_gid, "mtime": st.st_mtime}
-    if os.path.islink(path):
-        out["link"] = os.readlink(path)
-    if checksum and stat_mod.S_ISREG(st.st_mode):
-        digest = hashlib.sha1()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        out["sha1"] = digest.hexdigest()
-    return out
 
 
 def _same_content(path, wanted):
@@ -342,7 +324,7 @@ def _newest_entry(path, name):
     entries = _names(path)
     if not entries:
         return None
-    found = _stat(os.path.join(path, entries[-1], name), True)
+    found = path_info(os.path.join(path, entries[-1], name), True)
     return {"name": entries[-1], "sha1": (found or {}).get("sha1")}
 
 
@@ -431,7 +413,7 @@ def main():
     checksum = set(p["checksum"])
     result = dict(
         changed=False,
-        stat=dict((path, _stat(path, path in checksum)) for path in p["stat"]),
+        stat=dict((path, path_info(path, path in checksum)) for path in p["stat"]),
         same_content=dict((path, _same_content(path, wanted)) for path, wanted in p["same_content"].items()),
         dirs=dict((path, _list_dir(path)) for path in p["list_dirs"]),
         newest_entry=dict((path, _newest_entry(path, name)) for path, name in p["newest_entry"].items()),

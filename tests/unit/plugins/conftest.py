@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import hashlib
+import os
 import json
 import shutil
 import sqlite3
@@ -151,3 +152,23 @@ def stop_start_double(env, tmp_path):
         return log.read_text().split() if log.exists() else []
 
     return [str(script), "stop"], [str(script), "start"], calls
+
+
+@pytest.fixture
+def run_module_file(collections_tree, tmp_path):
+    """run_module_file(name, env=None, **params) -> (process, result): plugins/modules/<name>.py run
+    as Ansible runs a module on a host (a process, the args file holding ANSIBLE_MODULE_ARGS), in
+    check mode, with the collection importable for its module_utils."""
+    counter = [0]
+
+    def run(name: str, env: dict | None = None, **params):
+        counter[0] += 1
+        args = tmp_path / f"{name}-args-{counter[0]}.json"
+        args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(params, _ansible_check_mode=True)}))
+        proc = subprocess.run(
+            [sys.executable, "-m", f"{MODULE_PACKAGE}.{name}", str(args)], capture_output=True, text=True,
+            timeout=120, cwd=str(tmp_path), check=False,
+            env=dict(os.environ, PYTHONPATH=str(collections_tree), **(env or {})))
+        return proc, json.loads(proc.stdout)
+
+    return run

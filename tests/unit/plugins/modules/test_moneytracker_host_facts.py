@@ -29,17 +29,16 @@ def _load():
     return mod
 
 
-def run(tmp_path, **params):
-    args = tmp_path / "args.json"
-    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(params, _ansible_check_mode=True)}))
-    proc = subprocess.run([sys.executable, str(MODULE_FILE), str(args)], capture_output=True, text=True,
-                          timeout=60, check=False)
-    return json.loads(proc.stdout)
+@pytest.fixture
+def run(run_module_file):
+    def module(**params):
+        return run_module_file("moneytracker_host_facts", **params)[1]
+    return module
 
 
 @pytest.mark.skipif(not Path("/etc/debian_version").exists(), reason="compares with setup on a Debian machine")
-def test_same_facts_as_setup(tmp_path):
-    res = run(tmp_path)
+def test_same_facts_as_setup(run):
+    res = run()
     assert res["changed"] is False and "failed" not in res, res
     proc = subprocess.run(["ansible", "localhost", "-c", "local", "-m", "ansible.builtin.setup",
                            "-a", "gather_subset=!all,!min,distribution,platform,hardware",
@@ -51,10 +50,10 @@ def test_same_facts_as_setup(tmp_path):
         assert res["ansible_facts"][name] == setup[f"ansible_{name}"], name
 
 
-def test_preflight_reads(tmp_path):
+def test_preflight_reads(run, tmp_path):
     writable = tmp_path / "w"
     writable.write_text("0")
-    res = run(tmp_path, listening_tcp=True, paths=[str(writable), str(tmp_path / "missing")])
+    res = run(listening_tcp=True, paths=[str(writable), str(tmp_path / "missing")])
     host = res["ansible_facts"]["moneytracker_host"]
     assert host["paths"] == {str(writable): {"exists": True, "writeable": os.access(writable, os.W_OK)},
                              str(tmp_path / "missing"): {"exists": False, "writeable": False}}
@@ -65,7 +64,7 @@ def test_preflight_reads(tmp_path):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        host = run(tmp_path, listening_tcp=True)["ansible_facts"]["moneytracker_host"]
+        host = run(listening_tcp=True)["ansible_facts"]["moneytracker_host"]
     assert f"127.0.0.1:{port} " in host["listening_tcp"], host["listening_tcp"]
 
 
