@@ -37,26 +37,17 @@ _DURATION = re.compile(r"^(?=[0-9])([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 
 
-def _text(value):
-    """A value as a message shows it (Jinja's `string`)."""
-    if value is None:
-        return "None"
-    if isinstance(value, bool):
-        return str(value)
-    return str(value)
-
-
 def _integer(problems, name, value, minimum, why=""):
     """Digits (a -e value is a string), then the floor."""
-    if not _DIGITS.match(_text(value)) or int(_text(value)) < minimum:
-        problems.append(f"{name} must be an integer >= {minimum}{why} (got '{_text(value)}').")
+    if not _DIGITS.match(str(value)) or int(str(value)) < minimum:
+        problems.append(f"{name} must be an integer >= {minimum}{why} (got '{str(value)}').")
 
 
 def _json(value):
     try:
         return json.dumps(value)
     except TypeError:
-        return json.dumps(_text(value))
+        return json.dumps(str(value))
 
 
 def unknown_variables(names, known, role, prefix):
@@ -81,24 +72,24 @@ def app_settings_problems(s):
     for name in ("app_backend_image", "app_frontend_image", "app_edge_image"):
         if not pinned_image(s[name]):
             p.append(f"{name} must name an image pinned by tag or digest (name:tag or name@sha256:<64 hex>), "
-                     f"not '{_text(s[name])}' (no implicit or explicit :latest: a deploy must know what it runs).")
+                     f"not '{str(s[name])}' (no implicit or explicit :latest: a deploy must know what it runs).")
 
     for name in ("app_backend_mem_limit", "app_frontend_mem_limit", "app_backend_tmpfs_size",
                  "app_frontend_tmpfs_size", "app_edge_mem_limit", "app_edge_tmpfs_size"):
         size = parse_mem(s[name])
         if size is None or size < 6291456:
             p.append(f"{name} must be a memory size of at least 6m: a whole number with b, k, m or g "
-                     f"(e.g. 512m), got '{_text(s[name])}'.")
+                     f"(e.g. 512m), got '{str(s[name])}'.")
 
     vcpus = s.get("_vcpus")
     for name in ("app_backend_cpus", "app_frontend_cpus", "app_edge_cpus"):
         try:
-            cpus = float(_text(s[name]))
+            cpus = float(str(s[name]))
         except ValueError:
             cpus = 0.0
         if not 0 < cpus <= (float(vcpus) if vcpus else cpus):
             p.append(f"{name} must be > 0 and at most the host's {vcpus if vcpus else '?'} CPUs, "
-                     f"got {_text(s[name])}.")
+                     f"got {str(s[name])}.")
 
     for name, minimum, why in (
             ("app_backend_pids_limit", 16, ""), ("app_frontend_pids_limit", 16, ""),
@@ -115,14 +106,14 @@ def app_settings_problems(s):
         if not s[name]:
             p.append(f"{name} must not be empty (got {_json(s[name])}): it is the command the migration runs.")
 
-    if not _SIZE.match(_text(s["app_log_max_size"])):
+    if not _SIZE.match(str(s["app_log_max_size"])):
         p.append(f"app_log_max_size must be a size like 10m (a whole number with k, m or g), "
-                 f"got '{_text(s['app_log_max_size'])}'.")
+                 f"got '{str(s['app_log_max_size'])}'.")
 
     for name in ("app_healthcheck_interval", "app_healthcheck_timeout", "app_healthcheck_start_period",
                  "app_healthcheck_start_interval"):
-        if not _DURATION.match(_text(s[name])):
-            p.append(f"{name} must be a duration like 10s or 1m30s (got '{_text(s[name])}').")
+        if not _DURATION.match(str(s[name])):
+            p.append(f"{name} must be a duration like 10s or 1m30s (got '{str(s[name])}').")
 
     secret = s.get("app_secret_key")
     if not isinstance(secret, str) or len(secret) < 32 or re.search("[\r\n']", secret):
@@ -149,15 +140,15 @@ def app_settings_problems(s):
                  f"(refused: {_json(taken)}); the secret goes in app_secret_key.")
 
     try:
-        ipaddress.ip_address(_text(s["app_http_bind"]))
+        ipaddress.ip_address(str(s["app_http_bind"]))
     except ValueError:
         p.append(f"app_http_bind must be an IP address such as 0.0.0.0 (every interface) or 127.0.0.1 "
-                 f"(got '{_text(s['app_http_bind'])}').")
+                 f"(got '{str(s['app_http_bind'])}').")
 
     port_problems = []
     for name, minimum, why in (("app_http_port", 1, ""), ("app_https_port", 1, ""),
                                ("app_backend_debug_port", 0, " (0 = not published)")):
-        value = _text(s[name])
+        value = str(s[name])
         if not _DIGITS.match(value) or not minimum <= int(value) <= 65535:
             port_problems.append(f"{name} must be a port number {minimum}-65535{why} (got '{value}').")
     p.extend(port_problems)
@@ -174,7 +165,7 @@ def app_settings_problems(s):
                     else " (app_registry_password is empty)."))
     # (On the controller, where the archives are.)
     if s["app_image_source"] == "archive" and s["app_image_archive_dir"]:
-        folder = _text(s["app_image_archive_dir"])
+        folder = str(s["app_image_archive_dir"])
         missing = [image_archive_name(s[name]) for name in ("app_backend_image", "app_frontend_image")
                    if pinned_image(s[name]) and not os.path.isfile(os.path.join(folder, image_archive_name(s[name])))]
         if missing:
@@ -188,8 +179,8 @@ def ports_published_twice(published):
     """{variable: port} -> one message naming each port two variables publish (0 = not published)."""
     by_port = {}
     for name, port in published.items():
-        if int(_text(port)) > 0:
-            by_port.setdefault(int(_text(port)), []).append(str(name))
+        if int(str(port)) > 0:
+            by_port.setdefault(int(str(port)), []).append(str(name))
     twice = [f"port {port} is published by both {' and '.join(names)};"
              for port, names in by_port.items() if len(names) > 1]
     if not twice:
@@ -203,8 +194,8 @@ def docker_settings_problems(s):
     version, os_family)."""
     p = []
     facts = s["_facts"]
-    major = int(_text(facts.get("distribution_major_version") or 0)) if _DIGITS.match(
-        _text(facts.get("distribution_major_version") or "0")) else 0
+    major = int(str(facts.get("distribution_major_version") or 0)) if _DIGITS.match(
+        str(facts.get("distribution_major_version") or "0")) else 0
     if facts.get("os_family") != "Debian" or facts.get("distribution") != "Debian" or major < 12:
         p.append(f"The docker role supports Debian 12 and 13; this host runs "
                  f"{facts.get('distribution')} {facts.get('distribution_version')}.")
@@ -212,13 +203,13 @@ def docker_settings_problems(s):
         p.append(f"docker_source=distribution cannot give Compose v2 on Debian {major} (its docker-compose "
                  f"package is Compose v1). Set docker_source: docker_ce (Docker's apt repository), or "
                  f"upgrade the host to Debian 13.")
-    if not _SIZE.match(_text(s["docker_log_max_size"])):
+    if not _SIZE.match(str(s["docker_log_max_size"])):
         p.append(f"docker_log_max_size must be a number followed by k, m or g (e.g. 10m), "
-                 f"got '{_text(s['docker_log_max_size'])}'.")
+                 f"got '{str(s['docker_log_max_size'])}'.")
     _integer(p, "docker_log_max_file", s["docker_log_max_file"], 1)
-    if not re.match(r"^2\.[0-9]+(\.[0-9]+)?$", _text(s["docker_compose_min_version"])):
+    if not re.match(r"^2\.[0-9]+(\.[0-9]+)?$", str(s["docker_compose_min_version"])):
         p.append(f"docker_compose_min_version must be a Compose v2 version like 2.18.0, got "
-                 f"'{_text(s['docker_compose_min_version'])}'.")
+                 f"'{str(s['docker_compose_min_version'])}'.")
     clash = [k for k in ("log-driver", "live-restore") if k in s["docker_daemon_options"]]
     if clash:
         p.append(f"docker_daemon_options sets {', '.join(clash)}; use docker_log_driver / docker_live_restore "
@@ -233,7 +224,7 @@ _SYSTEM_DIRS = ("/", "/var", "/var/lib", "/etc", "/usr", "/tmp")
 
 
 def _cron_problem(value, fields):
-    parts = _text(value).split()
+    parts = str(value).split()
     if len(parts) != 5:
         return f"it has {len(parts)} field(s)."
     return " ".join(f"{f['name']} '{part}' is not {f['allowed']}, *, a range a-b, a list a,b or a step /n."
@@ -249,11 +240,11 @@ def moneytracker_db_settings_problems(s):
         problem = _cron_problem(s[name], s["_cron_fields"])
         if problem:
             p.append(f"{name} must be a cron schedule of five fields 'minute hour day-of-month month "
-                     f"day-of-week' (e.g. '15 2 * * *'), got '{_text(s[name])}': {problem}")
+                     f"day-of-week' (e.g. '15 2 * * *'), got '{str(s[name])}': {problem}")
 
     for name in ("moneytracker_db_backup_dir", "moneytracker_db_state_dir", "moneytracker_db_app_project_dir",
                  "moneytracker_db_textfile_dir", "moneytracker_db_releases_dir", "moneytracker_db_offsite_path"):
-        value = _text(s[name])
+        value = str(s[name])
         if value == "":
             continue
         if (not re.match(r"^/[^\s]*$", value) or posixpath.normpath(value) in _SYSTEM_DIRS
@@ -262,8 +253,8 @@ def moneytracker_db_settings_problems(s):
                      f"inside /var/lib/docker (backups must live outside the Docker volume they protect); "
                      f"got '{value}'.")
 
-    backup, state = _text(s["moneytracker_db_backup_dir"]), _text(s["moneytracker_db_state_dir"])
-    offsite, rsync = _text(s["moneytracker_db_offsite_path"]), _text(s["moneytracker_db_offsite_rsync"])
+    backup, state = str(s["moneytracker_db_backup_dir"]), str(s["moneytracker_db_state_dir"])
+    offsite, rsync = str(s["moneytracker_db_offsite_path"]), str(s["moneytracker_db_offsite_rsync"])
     if posixpath.normpath(backup) == posixpath.normpath(state):
         p.append(f"moneytracker_db_backup_dir and moneytracker_db_state_dir must differ (both are '{backup}').")
     if offsite and posixpath.normpath(offsite) == posixpath.normpath(backup):
@@ -279,8 +270,8 @@ def moneytracker_db_settings_problems(s):
             ("moneytracker_db_volume", r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", "a Docker volume name (letters, digits, _ . -)"),
             ("moneytracker_db_database_name", r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
              "a file name in the volume (letters, digits, _ . -)")):
-        if not re.match(pattern, _text(s[name])):
-            p.append(f"{name} must be {rule} (got '{_text(s[name])}').")
+        if not re.match(pattern, str(s[name])):
+            p.append(f"{name} must be {rule} (got '{str(s[name])}').")
 
     retention = ("moneytracker_db_retention_daily", "moneytracker_db_retention_weekly",
                  "moneytracker_db_retention_monthly")
@@ -290,12 +281,12 @@ def moneytracker_db_settings_problems(s):
         before = len(p)
         _integer(p, name, s[name], minimum)
         numbers_ok = numbers_ok and (len(p) == before or name not in retention)
-    if numbers_ok and sum(int(_text(s[r])) for r in retention) < 1:
+    if numbers_ok and sum(int(str(s[r])) for r in retention) < 1:
         p.append("moneytracker_db_retention_daily, moneytracker_db_retention_weekly and "
                  "moneytracker_db_retention_monthly must together be >= 1: retention would delete every backup "
-                 f"(got {', '.join(_text(s[r]) for r in retention)}).")
+                 f"(got {', '.join(str(s[r]) for r in retention)}).")
 
-    owner = _text(s["moneytracker_db_db_owner"])
+    owner = str(s["moneytracker_db_db_owner"])
     if owner and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*:[A-Za-z0-9_][A-Za-z0-9_.-]*(:0?[0-7]{3})?$", owner):
         p.append(f"moneytracker_db_db_owner must be \"uid:gid\" or \"uid:gid:mode\" (e.g. 10001:10001:0640), or "
                  f"\"\" for the owner of the file being replaced; got '{owner}'.")
