@@ -4,6 +4,7 @@
 #   ready)  :2.1.0-broken (test double: its migration fails)
 #   moneytracker/frontend:1.0.0  :1.0.1 (the same files, another image: a frontend release)
 #   moneytracker/edge:1.0.0  :1.0.1 (nginx from the base image, no site: the deploy's edge)
+#   moneytracker/postgres:17 (Debian 13's postgresql-17 + pgbackrest: app_database: postgres)
 #
 #   examples/moneytracker/build.sh [--local-base] [--save DIR] [--no-cache]
 #
@@ -30,6 +31,7 @@ SOURCE_URL="${SOURCE_URL:-https://example.invalid/moneytracker}"
 BACKEND_RELEASES=(1.0.0 2.0.0 2.0.1 2.0.1-unready 2.1.0-broken)
 FRONTEND_VERSIONS=(1.0.0 1.0.1)
 EDGE_VERSIONS=(1.0.0 1.0.1)
+POSTGRES_VERSIONS=(17)
 LABEL=org.moneytracker.inputs
 
 log() { printf '[moneytracker-build] %s\n' "$*" >&2; }
@@ -109,9 +111,12 @@ done
 for version in "${EDGE_VERSIONS[@]}"; do
   build "moneytracker/edge:$version" "$HERE/edge" "NGINX_IMAGE=$NGINX_IMAGE" "VERSION=$version" "SOURCE_URL=$SOURCE_URL"
 done
+for version in "${POSTGRES_VERSIONS[@]}"; do
+  build "moneytracker/postgres:$version" "$HERE/postgres" "DEBIAN_IMAGE=$DEBIAN_IMAGE" "VERSION=$version" "SOURCE_URL=$SOURCE_URL"
+done
 log "done in $((SECONDS - total_start))s: ${#built[@]} built, ${#skipped[@]} up to date"
 
 if [[ -n "$save_dir" ]]; then
   save_images "$save_dir" "${BACKEND_RELEASES[@]/#/moneytracker/backend:}" "${FRONTEND_VERSIONS[@]/#/moneytracker/frontend:}" \
-    "${EDGE_VERSIONS[@]/#/moneytracker/edge:}"
+    "${EDGE_VERSIONS[@]/#/moneytracker/edge:}" "${POSTGRES_VERSIONS[@]/#/moneytracker/postgres:}"
 fi

@@ -1,7 +1,8 @@
-"""Engine, connection pragmas and table definitions (SQLAlchemy Core)."""
+"""Engine, connection settings and table definitions (SQLAlchemy Core), for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import (
@@ -20,6 +21,9 @@ from sqlalchemy import (
     func,
     make_url,
 )
+from sqlalchemy.engine import URL
+
+from moneytracker.release import ConfigError
 
 # Applied on every new DBAPI connection. busy_timeout first, so that switching to WAL waits for
 # a concurrent writer instead of failing; foreign_keys is per connection and off by default.
@@ -40,15 +44,35 @@ def _apply_pragmas(dbapi_connection, _connection_record) -> None:
         cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _apply_pragmas)
-    return engine
+def make_engine(url: str | URL) -> Engine:
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _apply_pragmas)
+        return engine
+    # PostgreSQL: a fixed pool per worker process of DATABASE_POOL_SIZE connections (the deploy
+    # sizes the server's max_connections for 2 x workers x that: old and new backend during a
+    # rollout), connections checked before use (a restarted server drops them), and bounded waits,
+    # so a database that does not answer makes /health/ready say so within seconds, not hang.
+    pool_size = os.environ.get("DATABASE_POOL_SIZE", "5")
+    if not pool_size.isdigit() or not 1 <= int(pool_size) <= 100:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be a whole number from 1 to 100, not {pool_size!r}")
+    return create_engine(
+        url,
+        pool_size=int(pool_size),
+        max_overflow=0,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "application_name": "moneytracker"},
+    )
 
 
-def database_path(url: str) -> Path | None:
-    """The database file of a sqlite URL, or None for an in-memory database."""
-    database = make_url(url).database
+def database_path(url: str | URL) -> Path | None:
+    """The database file of a sqlite URL, or None for an in-memory database or a server."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)

@@ -40,10 +40,12 @@ control_socket_disable = True
 
 def on_starting(server):
     """Refuse to start (exit 78, EX_CONFIG) on bad configuration, before any worker boots."""
+    from moneytracker.db import make_engine
     from moneytracker.settings import load_settings
 
     try:
         settings = load_settings()
+        make_engine(settings.database_url).dispose()  # the engine's own settings (no connection yet)
     except ConfigError as exc:
         print(f"moneytracker: refusing to start: {exc}", file=sys.stderr, flush=True)
         sys.exit(78)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import BigInteger, cast, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from moneytracker.csrf import CsrfMiddleware, CsrfSigner
@@ -16,11 +16,16 @@ from moneytracker.settings import Settings, load_settings
 
 log = logging.getLogger("moneytracker")
 
-MAX_AMOUNT_CENTS = 10**13  # 100 billion: keeps every sum far inside SQLite's 64-bit integers
+MAX_AMOUNT_CENTS = 10**13  # 100 billion: keeps every sum far inside 64-bit integers (SQLite, BIGINT)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=40)]
 Amount = Annotated[int, Field(strict=True, ge=-MAX_AMOUNT_CENTS, le=MAX_AMOUNT_CENTS)]
+
+
+def cents(total):
+    """A sum of cents as an integer on every engine (PostgreSQL's SUM of BIGINT is NUMERIC)."""
+    return cast(func.coalesce(total, 0), BigInteger)
 
 
 class AccountIn(BaseModel):
@@ -78,12 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return data
 
     def schema_revision(conn) -> str | None:
-        tables = {
-            name for (name,) in conn.execute(text(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name IN ('alembic_version', 'accounts', 'transactions')"
-            ))
-        }
+        # The engine's own catalogue (sqlite_master, or pg_catalog for the connection's schema).
+        tables = set(inspect(conn).get_table_names()) & {"alembic_version", "accounts", "transactions"}
         missing = {"accounts", "transactions"} - tables
         if "alembic_version" not in tables:
             return None
@@ -166,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)).first() is None:
                 raise HTTPException(404, f"account {account_id} does not exist")
             total, count = conn.execute(
-                select(func.coalesce(func.sum(transactions.c.amount_cents), 0), func.count(transactions.c.id))
+                select(cents(func.sum(transactions.c.amount_cents)), func.count(transactions.c.id))
                 .where(transactions.c.account_id == account_id)
             ).one()
         return {"account_id": account_id, "balance_cents": total, "transactions": count}
@@ -211,7 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rows = conn.execute(
                 select(
                     accounts.c.id, accounts.c.name,
-                    func.coalesce(func.sum(transactions.c.amount_cents), 0).label("balance_cents"),
+                    cents(func.sum(transactions.c.amount_cents)).label("balance_cents"),
                     func.count(transactions.c.id).label("transactions"),
                 )
                 .select_from(accounts.outerjoin(transactions, transactions.c.account_id == accounts.c.id))
@@ -227,7 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     row_dict(r) for r in conn.execute(
                         select(
                             transactions.c.category,
-                            func.sum(transactions.c.amount_cents).label("total_cents"),
+                            cents(func.sum(transactions.c.amount_cents)).label("total_cents"),
                             func.count(transactions.c.id).label("transactions"),
                         )
                         .group_by(transactions.c.category)

@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import OperationalError
 
 from moneytracker.db import database_path, make_engine
 from moneytracker.release import ConfigError, Release, get_release
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"moneytracker-migrate: {exc}", file=sys.stderr)
         return 64
+    except OperationalError as exc:  # a database server that does not answer (never the password)
+        print(f"moneytracker-migrate: the database does not answer: {exc.orig or exc}", file=sys.stderr)
+        return 69
 
 
 if __name__ == "__main__":
