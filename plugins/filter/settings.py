@@ -29,7 +29,7 @@ import re
 
 from ansible_collections.moneytracker.deploy.plugins.filter.images import image_archive_name
 from ansible_collections.moneytracker.deploy.plugins.filter.preflight import closest
-from ansible_collections.moneytracker.deploy.plugins.filter.sizing import parse_mem
+from ansible_collections.moneytracker.deploy.plugins.filter.sizing import parse_mem, postgres_sizing
 from ansible_collections.moneytracker.deploy.plugins.test.image_ref import pinned_image
 
 _DIGITS = re.compile(r"^[0-9]+$")
@@ -155,6 +155,8 @@ def app_settings_problems(s):
     if not port_problems:
         p.extend(ports_published_twice(s["_published_ports"]))
 
+    p.extend(_postgres_problems(s))
+
     if s["app_image_source"] == "archive" and not s["app_image_archive_dir"]:
         p.append("With app_image_source=archive set app_image_archive_dir to the controller directory "
                  "holding the image tarballs.")
@@ -166,12 +168,85 @@ def app_settings_problems(s):
     # (On the controller, where the archives are.)
     if s["app_image_source"] == "archive" and s["app_image_archive_dir"]:
         folder = str(s["app_image_archive_dir"])
-        missing = [image_archive_name(s[name]) for name in ("app_backend_image", "app_frontend_image")
+        images = ("app_backend_image", "app_frontend_image") + (
+            ("app_postgres_image",) if s.get("app_database") == "postgres" else ())
+        missing = [image_archive_name(s[name]) for name in images
                    if pinned_image(s[name]) and not os.path.isfile(os.path.join(folder, image_archive_name(s[name])))]
         if missing:
             p.append(f"app_image_source=archive, but these tarballs are missing on the controller: "
                      f"{', '.join(missing)} (in {folder}). Build them (examples/moneytracker/build.sh --save DIR) "
                      f"or fix app_image_archive_dir.")
+    return p
+
+
+_SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
+
+
+def _postgres_problems(s):
+    """app_database and, with postgres, the server's values (s as for app_settings_problems, plus
+    _web_concurrency: the backend's workers). The password's value is never part of a message."""
+    database = s.get("app_database")
+    if database not in ("sqlite", "postgres"):
+        return [f"app_database must be sqlite or postgres (got '{str(database)}')."]
+    if database != "postgres":
+        return []
+    p = []
+    if not pinned_image(s["app_postgres_image"]):
+        p.append(f"app_postgres_image must name an image pinned by tag or digest (name:tag or name@sha256:<64 hex>), "
+                 f"not '{str(s['app_postgres_image'])}'.")
+    for name in ("app_postgres_user", "app_postgres_db"):
+        if not _SQL_NAME.match(str(s[name])) or str(s[name]) == "postgres":
+            p.append(f"{name} must be a lower-case SQL name (letters, digits and _, at most 63, not starting "
+                     f"with a digit) other than postgres, got '{str(s[name])}'.")
+    password = s.get("app_postgres_password")
+    if not isinstance(password, str) or len(password) < 16 or re.search("[\r\n]", password):
+        p.append("app_postgres_password (the app's PostgreSQL password, needed with app_database=postgres) is "
+                 "missing, shorter than 16 characters or holds a line break. Put it in a vault, e.g. "
+                 "group_vars/moneytracker/vault.yml: vault_app_postgres_password: "
+                 "<python3 -c 'import secrets; print(secrets.token_urlsafe(32))'>.")
+    elif (hashlib.sha256(password.encode()).hexdigest() in s["_public_secret_sha256"]
+          or re.search("change-?me", password, re.IGNORECASE)):
+        p.append("app_postgres_password is a value published in this collection (a placeholder of "
+                 "inventories/production/group_vars/moneytracker/vault.yml.example or of its docs). Generate a "
+                 "new one with python3 -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+    sizes_ok = True
+    for name in ("app_postgres_mem_limit", "app_postgres_shm_size"):
+        size = parse_mem(s[name])
+        if size is None or size < 6291456:
+            sizes_ok = False
+            p.append(f"{name} must be a memory size of at least 6m: a whole number with b, k, m or g "
+                     f"(e.g. 512m), got '{str(s[name])}'.")
+    vcpus = s.get("_vcpus")
+    try:
+        cpus = float(str(s["app_postgres_cpus"]))
+    except ValueError:
+        cpus = 0.0
+    if not 0 < cpus <= (float(vcpus) if vcpus else cpus):
+        p.append(f"app_postgres_cpus must be > 0 and at most the host's {vcpus if vcpus else '?'} CPUs, "
+                 f"got {str(s['app_postgres_cpus'])}.")
+    counts_ok = True
+    for name, minimum, maximum in (("app_postgres_pool_size", 1, 100), ("app_postgres_stop_timeout", 1, 3600),
+                                   ("app_postgres_pids_limit", 32, 100000)):
+        value = str(s[name])
+        if not _DIGITS.match(value) or not minimum <= int(value) <= maximum:
+            counts_ok = False
+            p.append(f"{name} must be a whole number from {minimum} to {maximum} (got '{value}').")
+    workers = str(s.get("_web_concurrency"))
+    if sizes_ok and counts_ok and _DIGITS.match(workers):
+        pool = int(str(s["app_postgres_pool_size"]))
+        needed = 2 * int(workers) * pool + 10
+        sizing = postgres_sizing(s["app_postgres_mem_limit"], needed)
+        if not sizing["fits"]:
+            p.append(f"app_postgres_mem_limit={str(s['app_postgres_mem_limit'])} is too small for the connections the "
+                     f"backend needs: sized from it, PostgreSQL gets shared_buffers {sizing['shared_buffers_mb']} MiB "
+                     f"and max_connections {sizing['max_connections']}, and the backend needs {needed} "
+                     f"(2 releases during a rollout x {workers} workers x app_postgres_pool_size {pool}, + 10 for "
+                     f"migrations, backups and monitoring). Set app_postgres_mem_limit to at least "
+                     f"{sizing['min_mem_mb']}m, or lower app_postgres_pool_size or app_web_concurrency.")
+        elif int(str(s["app_postgres_pids_limit"])) < sizing["max_connections"] + 32:
+            p.append(f"app_postgres_pids_limit={str(s['app_postgres_pids_limit'])} is below PostgreSQL's "
+                     f"max_connections {sizing['max_connections']} + 32 (one process per connection, plus its own "
+                     f"processes): set it to at least {sizing['max_connections'] + 32}.")
     return p
 
 
@@ -235,6 +310,8 @@ def moneytracker_db_settings_problems(s):
     """The moneytracker_db role's rules. s: every moneytracker_db_* variable, plus _cron_fields
     (name, allowed, re of each of the five fields)."""
     p = []
+    if s.get("moneytracker_db_engine") not in ("sqlite", "postgres"):
+        p.append(f"moneytracker_db_engine must be sqlite or postgres (got '{str(s.get('moneytracker_db_engine'))}').")
     for name in ("moneytracker_db_backup_schedule", "moneytracker_db_prune_schedule",
                  "moneytracker_db_check_quick_schedule", "moneytracker_db_check_full_schedule"):
         problem = _cron_problem(s[name], s["_cron_fields"])

@@ -142,3 +142,45 @@ def test_files_mode_mounts_no_webroot_and_redirects_to_a_custom_port(tmp_path):
     assert not any("moneytracker-acme" in v for v in compose["services"]["edge"]["volumes"])
     conf, dummy = render(tmp_path, "edge.conf.j2", **files)
     assert "acme-challenge" not in conf and "return 301 https://$host:8443$request_uri;" in conf
+
+
+PG_PASSWORD = secrets.token_urlsafe(24)
+
+
+def test_sqlite_has_no_postgres_service_network_or_volume(tmp_path):
+    _, compose = render(tmp_path)
+    assert set(compose["services"]) == {"backend", "frontend", "edge"}
+    assert "networks" not in compose and set(compose["volumes"]) == {"data"}
+    assert compose["services"]["backend"]["environment"]["DATABASE_URL"] == "sqlite:////data/moneytracker.db"
+
+
+def test_postgres_service_internal_sized_and_without_the_password(tmp_path):
+    text, compose = render(tmp_path, app_database="postgres", app_postgres_password=PG_PASSWORD,
+                           _app_postgres_password_mtime=1700000001.5)
+    assert PG_PASSWORD not in text
+    pg, backend = compose["services"]["postgres"], compose["services"]["backend"]
+    # On the internal network only, nothing published; the backend joins it, the edge and frontend do not.
+    assert compose["networks"] == {"database": {"internal": True}}
+    assert pg["networks"] == ["database"] and "ports" not in pg
+    assert backend["networks"] == ["default", "database"]
+    assert "networks" not in compose["services"]["edge"] and "networks" not in compose["services"]["frontend"]
+    # The password as a file, in no environment; the URL names no password.
+    assert pg["environment"] == {"POSTGRES_USER": "moneytracker", "POSTGRES_DB": "moneytracker",
+                                 "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres_password"}
+    assert "/opt/moneytracker/secrets/postgres_password:/run/secrets/postgres_password:ro" in pg["volumes"]
+    env = backend["environment"]
+    assert env["DATABASE_URL"] == "postgresql://moneytracker@postgres:5432/moneytracker"
+    assert env["DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password" and env["DATABASE_POOL_SIZE"] == "5"
+    assert "depends_on" not in backend  # the rollout's --no-deps would hash it away: a recreate every deploy
+    # Sized from its 512m limit (filter postgres_sizing; test_sizing_filters.py works the numbers out).
+    settings = dict(pg["command"][i + 1].split("=", 1) for i, arg in enumerate(pg["command"]) if arg == "-c")
+    assert {k: settings[k] for k in ("max_connections", "shared_buffers", "maintenance_work_mem")} == {
+        "max_connections": "50", "shared_buffers": "128MB", "maintenance_work_mem": "32MB"}
+    assert pg["mem_limit"] == pg["memswap_limit"] == "512m" and pg["pids_limit"] == 256
+    assert pg["logging"]["options"] == {"max-size": "10m", "max-file": "3"} and pg["read_only"] is True
+    assert pg["cap_drop"] == ["ALL"] and set(pg["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+    assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    # A new password file (its time, never its value) changes both containers' definitions.
+    assert pg["labels"] == {"org.moneytracker.postgres-password-changed": "1700000001.5"}
+    assert backend["labels"]["org.moneytracker.postgres-password-changed"] == "1700000001.5"
+    assert compose["volumes"]["postgres"] == {"name": "moneytracker_postgres"}

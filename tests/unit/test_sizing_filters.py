@@ -81,3 +81,44 @@ def test_web_concurrency_rejects(sizing, mem, cpus):
     mod, _ = sizing
     with pytest.raises(AnsibleFilterError):
         mod.web_concurrency(mem, cpus)
+
+
+# (mem_limit, connections_needed) -> (shared_buffers, maintenance_work_mem, max_connections, fits),
+# worked out by hand from the formulas (per connection 6 MiB, reserve 48 MiB):
+#   512: 128, 32, floor((512 - 128 - 32 - 48) / 6) = floor(304 / 6) = 50
+#   256: 64, 16, floor((256 - 64 - 16 - 48) / 6) = floor(128 / 6) = 21
+#   4096: 1024, 256, floor((4096 - 1024 - 256 - 48) / 6) = 461 -> capped at 400
+#   64: 16, 8, floor((64 - 16 - 8 - 48) / 6) = -2 -> 0
+POSTGRES = [
+    ("512m", 40, 128, 32, 50, True),
+    ("256m", 40, 64, 16, 21, False),
+    ("256m", 21, 64, 16, 21, True),
+    ("4g", 40, 1024, 256, 400, True),
+    ("64m", 1, 16, 8, 0, False),
+]
+
+
+@pytest.mark.parametrize(("mem", "needed", "shared", "maint", "conns", "fits"), POSTGRES)
+def test_postgres_sizing(sizing, mem, needed, shared, maint, conns, fits):
+    mod, _ = sizing
+    got = mod.postgres_sizing(mem, needed)
+    assert (got["shared_buffers_mb"], got["maintenance_work_mem_mb"], got["max_connections"], got["fits"]) == (
+        shared, maint, conns, fits)
+    assert got["work_mem_mb"] == 4 and got["effective_cache_size_mb"] == got["memory_mb"] // 2
+
+
+@pytest.mark.parametrize("needed", [1, 10, 21, 40, 41, 70, 150, 400])
+def test_postgres_sizing_min_mem_is_the_smallest_that_fits(sizing, needed):
+    mod, _ = sizing
+    smallest = mod.postgres_sizing("1g", needed)["min_mem_mb"]
+    assert mod.postgres_sizing(f"{smallest}m", needed)["fits"]
+    assert smallest == 64 or not mod.postgres_sizing(f"{smallest - 1}m", needed)["fits"]
+
+
+@pytest.mark.parametrize(("mem", "needed"), [("512x", 1), ("512m", -1), ("512m", "many")])
+def test_postgres_sizing_rejects(sizing, mem, needed):
+    from ansible.errors import AnsibleFilterError
+
+    mod, _ = sizing
+    with pytest.raises(AnsibleFilterError):
+        mod.postgres_sizing(mem, needed)

@@ -33,6 +33,10 @@ def app(**changes):
         "app_http_port": 8080, "app_https_port": 8443, "app_backend_debug_port": 0,
         "app_image_source": "registry", "app_image_archive_dir": "", "app_registry_url": "",
         "app_registry_username": "", "app_registry_password": "",
+        "app_database": "sqlite", "app_postgres_image": "moneytracker/postgres:17", "app_postgres_user": "moneytracker",
+        "app_postgres_db": "moneytracker", "app_postgres_password": "", "app_postgres_mem_limit": "512m",
+        "app_postgres_cpus": 1.0, "app_postgres_pids_limit": 256, "app_postgres_shm_size": "64m",
+        "app_postgres_pool_size": 5, "app_postgres_stop_timeout": 60, "_web_concurrency": 3,
         "_vcpus": 2, "_published_ports": {"app_http_port": 8080, "app_https_port": 0, "app_backend_debug_port": 0},
         "_env_reserved": ["DATABASE_URL", "MONEYTRACKER_SECRET_KEY"], "_public_secret_sha256": [],
     }
@@ -95,6 +99,65 @@ def test_missing_archives_named_on_the_controller(mod, tmp_path):
                         f"--save DIR) or fix app_image_archive_dir."]
 
 
+PG_PASSWORD = "pg-" + "y" * 30
+
+
+def test_postgres_rules_only_with_postgres(mod):
+    # With sqlite the postgres values are not checked (an empty password is the default).
+    assert mod.app_settings_problems(app(app_postgres_mem_limit="1m", app_postgres_user="Bad Name")) == []
+    assert mod.app_settings_problems(app(app_database="postgres", app_postgres_password=PG_PASSWORD)) == []
+    (msg,) = mod.app_settings_problems(app(app_database="mysql"))
+    assert msg == "app_database must be sqlite or postgres (got 'mysql')."
+
+
+@pytest.mark.parametrize("password", ["", None, "abc123", "x" * 20 + "\n", "changeme-" + "x" * 20])
+def test_postgres_password_missing_or_weak_is_named_not_printed(mod, password):
+    (msg,) = mod.app_settings_problems(app(app_database="postgres", app_postgres_password=password))
+    assert msg.startswith("app_postgres_password"), msg
+    assert not password or password not in msg
+
+
+def test_postgres_every_value_named(mod):
+    problems = mod.app_settings_problems(app(
+        app_database="postgres", app_postgres_password=PG_PASSWORD, app_postgres_image="moneytracker/postgres",
+        app_postgres_user="postgres", app_postgres_db="Money-Tracker", app_postgres_mem_limit="lots",
+        app_postgres_shm_size="1k", app_postgres_cpus=8, app_postgres_pool_size=0, app_postgres_stop_timeout="x",
+        app_postgres_pids_limit=8))
+    named = [m.split(" ", 1)[0] for m in problems]
+    assert named == ["app_postgres_image", "app_postgres_user", "app_postgres_db", "app_postgres_mem_limit",
+                     "app_postgres_shm_size", "app_postgres_cpus", "app_postgres_pool_size",
+                     "app_postgres_stop_timeout", "app_postgres_pids_limit"], problems
+
+
+def test_postgres_memory_too_small_for_the_connections_names_the_limit_and_the_fix(mod):
+    # 256m: max_connections 21 (test_sizing_filters.py); 3 workers x pool 5 x 2 + 10 = 40 needed;
+    # 418m: 418 - 104 - 26 - 48 = 240 / 6 = 40 connections (417m gives 39).
+    (msg,) = mod.app_settings_problems(app(app_database="postgres", app_postgres_password=PG_PASSWORD,
+                                           app_postgres_mem_limit="256m"))
+    assert msg.startswith("app_postgres_mem_limit=256m is too small for the connections the backend needs"), msg
+    assert "max_connections 21" in msg and "needs 40" in msg and "at least 418m" in msg, msg
+    # What the message says to set is enough, and a smaller pool fits the smaller limit.
+    assert mod.app_settings_problems(app(app_database="postgres", app_postgres_password=PG_PASSWORD,
+                                         app_postgres_mem_limit="418m")) == []
+    assert mod.app_settings_problems(app(app_database="postgres", app_postgres_password=PG_PASSWORD,
+                                         app_postgres_mem_limit="256m", app_postgres_pool_size=1)) == []
+
+
+def test_postgres_pids_limit_below_the_connections(mod):
+    (msg,) = mod.app_settings_problems(app(app_database="postgres", app_postgres_password=PG_PASSWORD,
+                                           app_postgres_pids_limit=64))
+    assert msg.startswith("app_postgres_pids_limit=64 is below PostgreSQL's max_connections 50 + 32"), msg
+
+
+def test_postgres_archive_must_be_there_too(mod, tmp_path):
+    for name in ("moneytracker-backend-2.0.0.tar", "moneytracker-frontend-1.0.0.tar"):
+        (tmp_path / name).write_bytes(b"x")
+    values = dict(app_image_source="archive", app_image_archive_dir=str(tmp_path))
+    assert mod.app_settings_problems(app(**values)) == []
+    (msg,) = mod.app_settings_problems(app(app_database="postgres", app_postgres_password=PG_PASSWORD, **values))
+    assert "moneytracker-postgres-17.tar" in msg, msg
+
+
 def test_unknown_variables_one_message_naming_each(mod):
     known = ["app_http_port", "app_backend_mem_limit"]
     assert mod.unknown_variables(["app_http_port"], known, "app", "app_") == []
@@ -131,7 +194,7 @@ def db(**changes):
     values = {
         "moneytracker_db_backup_schedule": every_day, "moneytracker_db_prune_schedule": "45 2 * * *",
         "moneytracker_db_check_quick_schedule": "*/30 * * * *", "moneytracker_db_check_full_schedule": "30 3 * * sun",
-        "moneytracker_db_backup_dir": "/var/backups/moneytracker", "moneytracker_db_state_dir": "/var/lib/moneytracker-db",
+        "moneytracker_db_engine": "sqlite", "moneytracker_db_backup_dir": "/var/backups/moneytracker", "moneytracker_db_state_dir": "/var/lib/moneytracker-db",
         "moneytracker_db_app_project_dir": "/opt/moneytracker", "moneytracker_db_textfile_dir": "",
         "moneytracker_db_releases_dir": "/opt/moneytracker/releases", "moneytracker_db_offsite_path": "",
         "moneytracker_db_offsite_rsync": "", "moneytracker_db_volume": "moneytracker_data",
@@ -153,6 +216,9 @@ def db(**changes):
 
 def test_moneytracker_db_rules(mod):
     assert mod.moneytracker_db_settings_problems(db()) == []
+    assert mod.moneytracker_db_settings_problems(db(moneytracker_db_engine="postgres")) == []
+    assert mod.moneytracker_db_settings_problems(db(moneytracker_db_engine="oracle")) == [
+        "moneytracker_db_engine must be sqlite or postgres (got 'oracle')."]
     problems = mod.moneytracker_db_settings_problems(db(
         moneytracker_db_backup_schedule="15 25 * *", moneytracker_db_prune_schedule="15 25 * * *",
         moneytracker_db_backup_dir="/var/lib/docker/volumes/x", moneytracker_db_lock_ttl_seconds="30",
