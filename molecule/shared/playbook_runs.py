@@ -89,7 +89,7 @@ def redeploy_from_scratch(host, timeout: int = 900) -> str:
     host.check_output(
         "set -e; if [ -f /opt/moneytracker/compose.yaml ]; then"
         " docker compose -f /opt/moneytracker/compose.yaml down --remove-orphans --timeout 10; fi;"
-        " docker volume rm -f moneytracker_data >/dev/null;"
+        " docker volume rm -f moneytracker_data moneytracker_postgres >/dev/null;"
         " rm -rf /opt/moneytracker /var/backups/moneytracker /var/lib/moneytracker-db")
     proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,

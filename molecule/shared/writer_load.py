@@ -5,7 +5,8 @@ The writers run ON the test host (python3 from Debian, urllib), so the controlle
 does not stop them: `start(host, tag)` before the play, `stop_and_check(host, tag)` after.
 Each writer POSTs /api/transactions with a description unique to the write, records the status
 (0 = connection error) and the id it was answered with. The check reads the live database
-read-only with the sqlite3 CLI (-safe) and compares by id and description.
+read-only (SQLite: the sqlite3 CLI with -safe; PostgreSQL, database="postgres": psql in the server's
+container, in a read-only transaction) and compares by id and description.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import os
 import time
 
 DB = "/var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db"
+PG_CONTAINER = "moneytracker-postgres-1"
 BASE = "http://127.0.0.1:8080"
 
 WRITER = r'''
@@ -127,21 +129,32 @@ def stop(host, tag: str) -> list[dict]:
     return [json.loads(line) for line in host.check_output(f"cat {out}").splitlines() if line.strip()]
 
 
-def live_rows(host, tag: str) -> list[tuple[int, str]]:
+def pg_query(host, sql: str, db: str = "moneytracker") -> str:
+    """psql in the PostgreSQL container (the local superuser over the socket), in a read-only
+    transaction: unaligned rows, fields separated by |."""
+    return host.check_output(
+        f"docker exec -u postgres {PG_CONTAINER} psql -X -q -v ON_ERROR_STOP=1 -At -F '|' -d {db}"
+        f" -c 'SET default_transaction_read_only = on' -c \"{sql}\"")
+
+
+def live_rows(host, tag: str, database: str = "sqlite") -> list[tuple[int, str]]:
     """(id, description) of the tagged rows in the live database, read-only."""
     sql = f"SELECT id, description FROM transactions WHERE description LIKE '{tag}-w%'"
-    text = host.check_output(f"sqlite3 -safe -readonly -separator '|' {DB} \"{sql}\"")
+    if database == "postgres":
+        text = pg_query(host, sql)
+    else:
+        text = host.check_output(f"sqlite3 -safe -readonly -separator '|' {DB} \"{sql}\"")
     return [(int(i), d) for i, d in (line.split("|", 1) for line in text.splitlines() if line)]
 
 
-def check(host, tag: str, records: list[dict]) -> dict:
+def check(host, tag: str, records: list[dict], database: str = "sqlite") -> dict:
     """Every 2xx write present by id, exactly once, no id handed out twice. Returns figures."""
     ok = [r for r in records if 200 <= r["s"] < 300 and "d" in r]
     assert ok, "no write was answered 2xx: the load proves nothing"
     ids = [r["id"] for r in ok]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     assert not dupes, f"ids answered to two different writes: {dupes[:10]}"
-    rows = live_rows(host, tag)
+    rows = live_rows(host, tag, database)
     by_id = dict(rows)
     descs = [d for _, d in rows]
     missing = [r for r in ok if by_id.get(r["id"]) != r["d"]]
