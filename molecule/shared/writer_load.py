@@ -164,8 +164,13 @@ def check(host, tag: str, records: list[dict], database: str = "sqlite") -> dict
     twice = sorted({d for d in descs if descs.count(d) > 1})
     assert not twice, f"writes stored twice: {twice[:10]}"
     failed = [r for r in records if not 200 <= r["s"] < 300]
-    return {"answered_2xx": len(ok), "other": len(failed),
-            "statuses": sorted({r["s"] for r in failed}), "rows": len(rows)}
+    figures = {"answered_2xx": len(ok), "other": len(failed),
+               "statuses": sorted({r["s"] for r in failed}), "rows": len(rows)}
+    # What answered other than the maintenance page, for the figure lines (the first three).
+    unexpected = [r for r in failed if r["s"] not in (503,)]
+    if unexpected:
+        figures["unexpected"] = [{k: r.get(k) for k in ("s", "t", "m", "p", "e")} for r in unexpected[:3]]
+    return figures
 
 
 def latency(records: list[dict], since: float = 0.0, until: float = float("inf")) -> dict:
