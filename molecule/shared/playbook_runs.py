@@ -90,7 +90,7 @@ def redeploy_from_scratch(host, timeout: int = 900) -> str:
         "set -e; if [ -f /opt/moneytracker/compose.yaml ]; then"
         " docker compose -f /opt/moneytracker/compose.yaml down --remove-orphans --timeout 10; fi;"
         " docker volume rm -f moneytracker_data moneytracker_postgres >/dev/null;"
-        " rm -rf /opt/moneytracker /var/backups/moneytracker /var/lib/moneytracker-db")
+        " rm -rf /opt/moneytracker /var/backups/moneytracker /var/backups/moneytracker-postgres /var/lib/moneytracker-db")
     proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
                           timeout=timeout, check=False,

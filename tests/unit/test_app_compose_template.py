@@ -165,9 +165,16 @@ def test_postgres_service_internal_sized_and_without_the_password(tmp_path):
     assert backend["networks"] == ["default", "database"]
     assert "networks" not in compose["services"]["edge"] and "networks" not in compose["services"]["frontend"]
     # The password as a file, in no environment; the URL names no password.
-    assert pg["environment"] == {"POSTGRES_USER": "moneytracker", "POSTGRES_DB": "moneytracker",
-                                 "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres_password"}
+    assert {k: v for k, v in pg["environment"].items() if k.startswith("POSTGRES_")} == {
+        "POSTGRES_USER": "moneytracker", "POSTGRES_DB": "moneytracker",
+        "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres_password"}
     assert "/opt/moneytracker/secrets/postgres_password:/run/secrets/postgres_password:ro" in pg["volumes"]
+    # pgBackRest: WAL archived to the repository, bind-mounted from the host; retention by count.
+    assert "/var/backups/moneytracker-postgres:/var/lib/pgbackrest" in pg["volumes"]
+    assert {k: pg["environment"][k] for k in ("PGBACKREST_STANZA", "PGBACKREST_REPO1_PATH",
+                                              "PGBACKREST_REPO1_RETENTION_FULL")} == {
+        "PGBACKREST_STANZA": "moneytracker", "PGBACKREST_REPO1_PATH": "/var/lib/pgbackrest",
+        "PGBACKREST_REPO1_RETENTION_FULL": "7"}
     env = backend["environment"]
     assert env["DATABASE_URL"] == "postgresql://moneytracker@postgres:5432/moneytracker"
     assert env["DATABASE_PASSWORD_FILE"] == "/run/secrets/postgres_password" and env["DATABASE_POOL_SIZE"] == "5"
@@ -176,6 +183,8 @@ def test_postgres_service_internal_sized_and_without_the_password(tmp_path):
     settings = dict(pg["command"][i + 1].split("=", 1) for i, arg in enumerate(pg["command"]) if arg == "-c")
     assert {k: settings[k] for k in ("max_connections", "shared_buffers", "maintenance_work_mem")} == {
         "max_connections": "50", "shared_buffers": "128MB", "maintenance_work_mem": "32MB"}
+    assert (settings["archive_mode"], settings["archive_command"], settings["archive_timeout"]) == (
+        "on", "pgbackrest archive-push %p", "60")
     assert pg["mem_limit"] == pg["memswap_limit"] == "512m" and pg["pids_limit"] == 256
     assert pg["logging"]["options"] == {"max-size": "10m", "max-file": "3"} and pg["read_only"] is True
     assert pg["cap_drop"] == ["ALL"] and set(pg["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}

@@ -50,9 +50,14 @@ unset password
 
 install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 mkdir -p "$PGDATA"
-if [[ "$(stat -c %u "$PGDATA")" != "$(id -u postgres)" ]]; then
-  chown postgres:postgres "$PGDATA"
-fi
+# Owned by postgres, all of it (a volume first used by an image whose postgres had another uid);
+# the same for pgBackRest's repository when it is mounted (PGBACKREST_REPO1_PATH).
+for dir in "$PGDATA" ${PGBACKREST_REPO1_PATH:+"$PGBACKREST_REPO1_PATH"}; do
+  if [[ -d "$dir" && -n "$(find "$dir" \( ! -user postgres -o ! -group postgres \) -print -quit)" ]]; then
+    say "$dir is not owned by postgres ($(id -u postgres)): chown -R"
+    chown -R postgres:postgres "$dir"
+  fi
+done
 chmod 0700 "$PGDATA"
 
 if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
@@ -82,9 +87,17 @@ else
 fi
 
 # Single-user mode reads one statement per line from standard input; nothing echoes the input.
-printf "%sALTER ROLE %s WITH LOGIN PASSWORD '%s';\n" "$init_sql" "$POSTGRES_USER" "$sql_password" \
-  | as_postgres postgres --single -D "$PGDATA" -c log_min_messages=fatal -c log_min_error_statement=panic -c exit_on_error=on postgres >/dev/null
+# Not while a restored data directory waits for its recovery (recovery.signal: single-user mode
+# cannot run then); the start after the recovery sets the password (moneytracker-db restore restarts
+# the server once recovered for that).
+if [[ -e "$PGDATA/recovery.signal" || -e "$PGDATA/standby.signal" ]]; then
+  say "a recovery is pending (recovery.signal): the password is set at the start after it"
+else
+  printf "%sALTER ROLE %s WITH LOGIN PASSWORD '%s';\n" "$init_sql" "$POSTGRES_USER" "$sql_password" \
+    | as_postgres postgres --single -D "$PGDATA" -c log_min_messages=fatal -c log_min_error_statement=panic \
+        -c exit_on_error=on postgres >/dev/null
+  say "role $POSTGRES_USER and database $POSTGRES_DB ready; starting PostgreSQL"
+fi
 unset sql_password init_sql
-say "role $POSTGRES_USER and database $POSTGRES_DB ready; starting PostgreSQL"
 
 exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@" -D "$PGDATA"

@@ -31,8 +31,8 @@ def password():
 def test_round_trip_through_the_edge_lands_in_postgresql(host):
     name = "pg-" + uuid.uuid4().hex[:8]
     account = api(host, "POST", "/api/accounts", {"name": name})
-    tx = api(host, "POST", "/api/transactions", {"account_id": account["id"], "amount_cents": 4200,
-                                                  "description": name, "occurred_on": "2026-12-01"})
+    tx = api(host, "POST", "/api/transactions",
+             {"account_id": account["id"], "amount_cents": 4200, "description": name, "occurred_on": "2026-12-01"})
     assert api(host, "GET", f"/api/accounts/{account['id']}/balance") == {
         "account_id": account["id"], "balance_cents": 4200, "transactions": 1}
     # The row is in PostgreSQL (and there is no SQLite file on the data volume).
@@ -91,7 +91,7 @@ def test_settings_sized_from_the_memory_limit_and_limits_applied(host):
     config = json.loads(host.check_output(f"docker inspect -f '{{{{json .HostConfig}}}}' {PG_CONTAINER}"))
     assert (config["Memory"], config["PidsLimit"], config["ReadonlyRootfs"]) == (512 * 2**20, 256, True)
     assert config["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
-    # The server runs as postgres (uid 999 of the image), not root: the entrypoint dropped to it.
+    # The server runs as postgres (uid 10002 of the image), not root: the entrypoint dropped to it.
     pid = host.check_output(f"docker inspect -f '{{{{.State.Pid}}}}' {PG_CONTAINER}")
-    assert host.check_output(f"stat -c %u /proc/{pid}") == "999"
+    assert host.check_output(f"stat -c %u /proc/{pid}") == "10002"
     assert host.check_output(f"grep -E '^(CapEff|CapPrm):' /proc/{pid}/status").split()[1::2] == ["0" * 16] * 2

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """moneytracker-db: backups, integrity checks, restores and the maintenance lock
-for the MoneyTracker SQLite database on a Docker Compose host.
+for the MoneyTracker SQLite database on a Docker Compose host; with "engine": "postgres", the
+same commands drive pgBackRest inside the project's PostgreSQL container (docs/postgres.md).
 
 One stdlib-only file (Python >= 3.11), installed as /usr/local/sbin/moneytracker-db.
 Used by cron, by Ansible plays (--json: one JSON object on stdout) and by operators.
@@ -286,6 +287,10 @@ def ensure_dir(path: str, mode: int = 0o700, key: str | None = None, strict_mode
 # --------------------------------------------------------------------------- config
 
 DEFAULTS: dict = {
+    "engine": "sqlite",
+    # engine postgres: the compose project and service of the server, pgBackRest's stanza, and the
+    # host directory of its repository (bind-mounted into the container; for the free-space metric).
+    "postgres": None,
     "database": None,
     "volume": None,
     "database_name": None,
@@ -430,6 +435,23 @@ def parse_owner(value) -> tuple[int, int, int | None]:
 
 
 def validate_config(cfg: dict) -> None:
+    if cfg["engine"] not in ("sqlite", "postgres"):
+        raise ConfigError("engine", f"must be sqlite or postgres, got {cfg['engine']!r}")
+    if cfg["engine"] == "postgres":
+        pg = cfg["postgres"]
+        keys = {"project", "service", "stanza", "repo_dir"}  # and project_dir (restore needs it)
+        if not isinstance(pg, dict) or not keys <= set(pg) <= keys | {"project_dir"}:
+            raise ConfigError("postgres", f"must be an object with the keys {', '.join(sorted(keys))} "
+                                          f"(and project_dir) when engine is postgres, got {pg!r}")
+        pg.setdefault("project_dir", None)
+        if pg["project_dir"] is not None and (not isinstance(pg["project_dir"], str)
+                                              or not pg["project_dir"].startswith("/")):
+            raise ConfigError("postgres.project_dir", f"must be an absolute path, got {pg['project_dir']!r}")
+        for key in ("project", "service", "stanza"):
+            if not isinstance(pg[key], str) or not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", pg[key]):
+                raise ConfigError(f"postgres.{key}", f"must be a lower-case name, got {pg[key]!r}")
+        if not isinstance(pg["repo_dir"], str) or not pg["repo_dir"].startswith("/"):
+            raise ConfigError("postgres.repo_dir", f"must be an absolute path, got {pg['repo_dir']!r}")
     if cfg["database"] is not None:
         _abs_path(cfg, "database")
         if cfg["volume"] is not None:
@@ -1329,6 +1351,339 @@ def run_job(cfg: dict, job: str, started: float, body):
     return result
 
 
+# --------------------------------------------------------------------------- PostgreSQL (engine: postgres)
+# pgBackRest runs inside the project's PostgreSQL container (its image ships it; the container's
+# environment carries its settings: PGBACKREST_STANZA, repository path, retention), as postgres,
+# through `docker exec`. Its repository is a host directory bind-mounted into the container
+# (postgres.repo_dir). WAL is archived continuously by PostgreSQL's archive_command; a backup is
+# a full backup followed by `pgbackrest verify` (the repository's checksums, WAL included): only
+# then does it count. What the metrics need is kept in state_dir/pgbackrest.json.
+
+PG_BACKUP_TIMEOUT_SECONDS = 6 * 3600
+
+
+def pg_state_path(cfg: dict) -> str:
+    return os.path.join(cfg["state_dir"], "pgbackrest.json")
+
+
+def pg_container(cfg: dict) -> str:
+    pg = cfg["postgres"]
+    argv = ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={pg['project']}",
+            "--filter", f"label=com.docker.compose.service={pg['service']}", "--filter", "status=running"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolError(f"cannot ask Docker for the PostgreSQL container: {exc}") from exc
+    ids = proc.stdout.split()
+    if proc.returncode != 0 or not ids:
+        raise ToolError(f"no running PostgreSQL container (compose project {pg['project']}, service "
+                        f"{pg['service']}){': ' + one_line(proc.stderr)[-200:] if proc.stderr.strip() else ''}")
+    return ids[0]
+
+
+def pgbackrest(cfg: dict, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS,
+               container: str | None = None) -> str:
+    """Run pgbackrest in the server's container as postgres; its stdout, or ToolError naming the
+    command and the end of its output."""
+    argv = ["docker", "exec", "-u", "postgres", container or pg_container(cfg), "pgbackrest",
+            f"--stanza={cfg['postgres']['stanza']}", *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"pgbackrest {' '.join(args)} timed out after {timeout:.0f}s") from exc
+    except OSError as exc:
+        raise ToolError(f"pgbackrest {' '.join(args)}: {exc}") from exc
+    if proc.returncode != 0:
+        raise ToolError(f"pgbackrest {' '.join(args)} failed (exit {proc.returncode}): "
+                        f"{one_line(proc.stderr or proc.stdout)[-600:]}")
+    return proc.stdout
+
+
+def pg_info(cfg: dict, container: str | None = None) -> dict:
+    """pgBackRest's `info` of the stanza, reduced to what the tool reports: every backup (oldest
+    first) with its label, type, start/stop time, database size and repository size."""
+    try:
+        data = json.loads(pgbackrest(cfg, "info", "--output=json", container=container))
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"pgbackrest info printed no JSON: {exc.msg}") from exc
+    stanza = next((x for x in data if x.get("name") == cfg["postgres"]["stanza"]), None) if data else None
+    if stanza is None:
+        raise ToolError(f"pgbackrest knows no stanza {cfg['postgres']['stanza']}")
+    backups = [{"label": b["label"], "type": b["type"], "start": b["timestamp"]["start"],
+                "stop": b["timestamp"]["stop"], "size": b["info"]["size"],
+                "repo_size": b["info"]["repository"].get("delta", b["info"]["repository"].get("size", 0)),
+                "error": bool(b.get("error", False))}
+               for b in stanza.get("backup", [])]
+    archive = (stanza.get("archive") or [{}])[0]
+    return {"status": stanza.get("status", {}).get("message", "?"), "backups": backups,
+            "wal_min": archive.get("min"), "wal_max": archive.get("max")}
+
+
+def pg_save_state(cfg: dict, info: dict, verified_label: str | None = None) -> None:
+    state = pg_load_state(cfg)
+    state.update(info=info, read_at=round(now(), 3))
+    if verified_label:
+        state.setdefault("verified", [])
+        if verified_label not in state["verified"]:
+            state["verified"].append(verified_label)
+    labels = {b["label"] for b in info["backups"]}
+    state["verified"] = [x for x in state.get("verified", []) if x in labels]  # expired ones go
+    ensure_dir(cfg["state_dir"])
+    atomic_write(pg_state_path(cfg), (json.dumps(state, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+
+
+def pg_load_state(cfg: dict) -> dict:
+    try:
+        with open(pg_state_path(cfg), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def pg_verified_backups(cfg: dict) -> list[dict]:
+    state = pg_load_state(cfg)
+    verified = set(state.get("verified", []))
+    return [b for b in (state.get("info") or {}).get("backups", []) if b["label"] in verified and not b["error"]]
+
+
+def pg_backup(cfg: dict, args, job_started: float) -> Result:
+    container = pg_container(cfg)
+    label = getattr(args, "label", None)
+    t0 = now()
+    pgbackrest(cfg, "backup", "--type=full", timeout=PG_BACKUP_TIMEOUT_SECONDS, container=container)
+    backup_seconds = now() - t0
+    info = pg_info(cfg, container)
+    if not info["backups"]:
+        raise ToolError("pgbackrest backup succeeded but info lists no backup")
+    newest = info["backups"][-1]
+    t1 = now()
+    try:
+        pgbackrest(cfg, "verify", timeout=PG_BACKUP_TIMEOUT_SECONDS, container=container)
+    except ToolError as exc:
+        pg_save_state(cfg, info)
+        raise ToolError(f"backup {newest['label']} was taken but the repository's verification failed: "
+                        f"{exc.message}; it does not count as a verified backup") from exc
+    verify_seconds = now() - t1
+    pg_save_state(cfg, info, verified_label=newest["label"])
+    message = (f"backup {newest['label']} ({newest['type']}, database {human_size(newest['size'])}, "
+               f"{human_size(newest['repo_size'])} in the repository) taken in {backup_seconds:.1f}s and verified "
+               f"(pgbackrest verify) in {verify_seconds:.1f}s" + (f"; label: {label}" if label else ""))
+    data = {"ok": True, "engine": "postgres", "backup": newest["label"], "type": newest["type"],
+            "time": iso(newest["stop"]), "size": newest["size"], "repo_size": newest["repo_size"],
+            "backup_seconds": round(backup_seconds, 3), "verify_seconds": round(verify_seconds, 3),
+            "wal_max": info["wal_max"], "message": message}
+    return Result(EXIT_OK, data, message)
+
+
+def pg_check(cfg: dict, args) -> Result:
+    """--quick: `pgbackrest check` (the server answers, WAL archiving reaches the repository: it
+    switches a WAL segment and waits for it). --full: the same, then `pgbackrest verify`."""
+    container = pg_container(cfg)
+    t0 = now()
+    pgbackrest(cfg, "check", container=container)
+    what = "pgbackrest check: PostgreSQL answers and its WAL reaches the repository"
+    if getattr(args, "full", False):
+        pgbackrest(cfg, "verify", timeout=PG_BACKUP_TIMEOUT_SECONDS, container=container)
+        what += "; pgbackrest verify: every backup and WAL file in the repository matches its checksum"
+    message = f"{what} ({now() - t0:.1f}s)"
+    return Result(EXIT_OK, {"ok": True, "engine": "postgres", "message": message}, message)
+
+
+def pg_prune(cfg: dict, args) -> Result:
+    """pgBackRest's own retention (repo1-retention-full, a count): `expire`, then the info again."""
+    container = pg_container(cfg)
+    before = pg_info(cfg, container)
+    if not getattr(args, "dry_run", False):
+        pgbackrest(cfg, "expire", container=container)
+    info = pg_info(cfg, container)
+    pg_save_state(cfg, info)
+    removed = sorted({b["label"] for b in before["backups"]} - {b["label"] for b in info["backups"]})
+    message = (f"{'dry run: ' if getattr(args, 'dry_run', False) else ''}pgbackrest expire: "
+               f"{len(info['backups'])} backups kept" + (f", expired: {', '.join(removed)}" if removed else ""))
+    return Result(EXIT_OK, {"ok": True, "engine": "postgres", "kept": [b["label"] for b in info["backups"]],
+                            "expired": removed, "message": message}, message)
+
+
+def pg_list(cfg: dict, args) -> Result:
+    info = pg_info(cfg)
+    pg_save_state(cfg, info)
+    verified = {b["label"] for b in pg_verified_backups(cfg)}
+    lines = [f"{'label':<34} {'type':<5} {'stopped':<21} {'database':>10} {'repository':>10}  verified"]
+    for b in info["backups"]:
+        lines.append(f"{b['label']:<34} {b['type']:<5} {iso(b['stop']):<21} {human_size(b['size']):>10} "
+                     f"{human_size(b['repo_size']):>10}  {'yes' if b['label'] in verified else 'no'}")
+    lines.append(f"WAL archived: {info['wal_min'] or '-'} .. {info['wal_max'] or '-'} (status: {info['status']})")
+    return Result(EXIT_OK, {"ok": True, "engine": "postgres", **info,
+                            "verified": sorted(verified)}, "\n".join(lines))
+
+
+def pg_target_time(value: str | None) -> tuple[str | None, float | None]:
+    """--target-time as PostgreSQL reads it ('2026-12-01 14:17:00.5+00:00') and as a Unix time,
+    from ISO 8601 with a time zone; a time without one is refused (it would be read in the
+    server's zone)."""
+    if not value:
+        return None, None
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--target-time {value!r} is not an ISO 8601 time (e.g. 2026-12-01T14:17:00Z)") from exc
+    if when.tzinfo is None:
+        raise UsageError(f"--target-time {value!r} has no time zone: add Z (UTC) or +HH:MM")
+    if when.timestamp() > now():
+        raise UsageError(f"--target-time {value!r} is in the future")
+    return when.astimezone(dt.timezone.utc).isoformat(sep=" "), when.timestamp()
+
+
+def pg_wait_healthy(container: str, timeout: float) -> None:
+    deadline = now() + timeout
+    while True:
+        proc = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}"
+                               "{{end}}", container], capture_output=True, text=True, timeout=60, check=False)
+        state = proc.stdout.split()
+        if state[:2] == ["running", "healthy"]:
+            return
+        if not state or state[0] in ("exited", "dead", "restarting") or now() > deadline:
+            logs = subprocess.run(["docker", "logs", "--tail", "15", container], capture_output=True, text=True,
+                                  timeout=60, check=False)
+            raise ToolError(f"PostgreSQL did not come back healthy ({' '.join(state) or 'gone'}): "
+                            f"{one_line(logs.stderr + logs.stdout)[-800:]}")
+        time.sleep(1)
+
+
+def pg_restore(cfg: dict, args, started: float) -> Result:
+    """Point-in-time recovery with pgBackRest: to the end of the archived WAL (default), to
+    --target-time, or to the consistent point of one backup (--backup LABEL). Under the maintenance
+    lock: writers stopped, the current WAL archived (pgbackrest check), the server stopped, the
+    data directory restored in place (--delta) by a one-off container of the service, the server
+    started (it replays WAL to the target, then promotes), writers started."""
+    pg = cfg["postgres"]
+    if not pg["project_dir"]:
+        raise ConfigError("postgres.project_dir", "is needed for a restore (the compose project's directory)")
+    target, target_epoch = pg_target_time(getattr(args, "target_time", None))
+    label = getattr(args, "backup", None)
+    if label and target:
+        raise UsageError("give --backup LABEL or --target-time, not both (a time picks its backup itself)")
+    verified = pg_verified_backups(cfg)
+    if not verified:
+        raise ToolError("no verified PostgreSQL backup is known (run moneytracker-db backup, or list)")
+    if label and label not in {b["label"] for b in verified}:
+        raise UsageError(f"--backup {label!r} is not a verified backup (moneytracker-db list shows them)")
+    if target and target_epoch < verified[0]["stop"]:
+        raise UsageError(f"--target-time {target} is before the end of the oldest verified backup "
+                         f"({iso(verified[0]['stop'])}): no backup can be recovered to it")
+    if label:
+        chosen = next(b for b in verified if b["label"] == label)
+        how = ["--set=" + label, "--type=immediate", "--target-action=promote"]
+        to = f"the consistent point of backup {label} (taken {iso(chosen['stop'])})"
+    elif target:
+        how = ["--type=time", f"--target={target}", "--target-action=promote"]
+        to = f"{target} (replaying the archived WAL up to it)"
+    else:
+        how = []
+        to = "the end of the archived WAL (every committed write the server had archived)"
+    plan = {"engine": "postgres", "backup": label or ("time " + target if target else "latest"),
+            "backup_time": iso(next(b for b in verified if b["label"] == label)["stop"]) if label else (target or "latest"),
+            "target": to, "target_time": target, "database": f"postgres: compose project {pg['project']}, service "
+            f"{pg['service']}", "database_exists": True, "aside": {},
+            "stop_command": cfg["stop_command"], "start_command": cfg["start_command"]}
+    if not args.yes:
+        lines = ["restore plan (nothing changed; run again with --yes to do it):",
+                 f"  to:      {to}", f"  server:  {plan['database']}",
+                 f"  stop:    {shlex.join(cfg['stop_command']) if cfg['stop_command'] else '(no stop_command: needs --writers-stopped)'}",
+                 "  then:    WAL archived (pgbackrest check), server stopped, data directory restored in place "
+                 "(pgbackrest --delta restore), server started (replay, promote)",
+                 f"  start:   {shlex.join(cfg['start_command']) if cfg['start_command'] else '(no start_command)'}"]
+        record = read_lock(cfg)
+        if record is not None and not token_matches(record, getattr(args, "lock_token", None)):
+            lines.append(f"  lock:    {lock_state(record).upper()} by {holder_text(record)}: "
+                         "the restore needs its --lock-token (or the lock released)")
+            plan["lock"] = {"state": lock_state(record), "owner": public_lock(record)}
+        return Result(EXIT_LOCKED, {"ok": False, "confirmation_required": True, "plan": plan,
+                                    "message": "confirmation required: re-run with --yes"}, "\n".join(lines))
+    if not cfg["stop_command"] and not args.writers_stopped:
+        raise UsageError("restore needs stop_command (config or --stop-command) to stop the database writers, "
+                         "or --writers-stopped to confirm they are already stopped")
+
+    def body() -> Result:
+        took_lock = None
+        record = read_lock(cfg)
+        if token_matches(record, getattr(args, "lock_token", None)):
+            pass
+        elif getattr(args, "lock_token", None) and record is None:
+            raise ToolError("--lock-token given but the maintenance lock is not held; refusing", EXIT_LOCKED)
+        else:
+            took_lock = acquire_lock(cfg, owner=f"restore by {who_am_i()}", host=socket.gethostname(),
+                                     play=getattr(args, "play", None) or "moneytracker-db restore",
+                                     reason=f"PostgreSQL restore to {plan['backup']}", ttl=cfg["lock_ttl_seconds"])
+        changed = False
+        try:
+            jobs_wait = getattr(args, "jobs_wait", None)
+            with jobs_lock(cfg, "restore", 600.0 if jobs_wait is None else jobs_wait):
+                container = pg_container(cfg)
+                if cfg["stop_command"]:
+                    run_hook(cfg["stop_command"], "stop_command")
+                # Every committed write into the repository first: pgbackrest check switches the WAL
+                # segment and waits until it is archived (a restore to the latest then loses nothing).
+                pgbackrest(cfg, "check", container=container)
+                run_hook(["docker", "stop", container], "stopping PostgreSQL")
+                changed = True
+                t0 = now()
+                compose = ["docker", "compose", "--project-directory", pg["project_dir"], "-p", pg["project"]]
+                run_hook(compose + ["run", "--rm", "--no-deps", "-T", "--user", "postgres", "--entrypoint", "pgbackrest",
+                                    pg["service"], "--delta", "--log-level-console=warn", *how, "restore"],
+                         "pgbackrest restore")
+                restore_seconds = now() - t0
+                run_hook(["docker", "start", container], "starting PostgreSQL")
+                pg_wait_healthy(container, COMMAND_TIMEOUT_SECONDS)
+                replay_seconds = now() - t0 - restore_seconds
+                # Recovered and promoted: one restart, at which the entrypoint sets the app role's
+                # password from its file again (it cannot while a recovery is pending).
+                run_hook(["docker", "restart", container], "restarting PostgreSQL after the recovery")
+                pg_wait_healthy(container, COMMAND_TIMEOUT_SECONDS)
+                if cfg["start_command"]:
+                    run_hook(cfg["start_command"], "start_command")
+        except ToolError as exc:
+            if changed:
+                exc.message += ("; the data directory may be partly restored: the state from just before this "
+                                "restore is in the repository (restore again without --target-time/--backup "
+                                "for the end of the archived WAL)")
+            raise
+        finally:
+            if took_lock:
+                with contextlib.suppress(ToolError, OSError):
+                    release_lock(cfg, took_lock["token"])
+        message = (f"restored PostgreSQL to {to}: pgbackrest restore {restore_seconds:.1f}s, replay and start "
+                   f"{replay_seconds:.1f}s")
+        LOG.warning("restore: %s", message, extra={"stderr": False})
+        return Result(EXIT_OK, {"ok": True, "engine": "postgres", "restored": plan["backup"], "target": to,
+                                "target_time": target, "backup_time": plan["backup_time"], "database": plan["database"],
+                                "aside": {}, "database_changed": True, "restore_seconds": round(restore_seconds, 3),
+                                "replay_seconds": round(replay_seconds, 3), "message": message}, message)
+
+    return run_job(cfg, "restore", started, body)
+
+
+def pg_snapshot_backups(cfg: dict, t: float) -> dict:
+    """The backup part of snapshot() for PostgreSQL, from state_dir/pgbackrest.json (no docker exec:
+    status runs often, and must answer when the server is down)."""
+    verified = pg_verified_backups(cfg)
+    newest = verified[-1] if verified else None
+    repo = cfg["postgres"]["repo_dir"]
+    fs = {"backup_dir": repo, "filesystem": None, "free_bytes": None}
+    if os.path.isdir(repo):
+        fs.update(filesystem=mount_point(repo), free_bytes=free_bytes(repo))
+    return {
+        "newest_backup": None if newest is None else {
+            "path": f"pgbackrest:{cfg['postgres']['stanza']}/{newest['label']}", "time": iso(newest["stop"]),
+            "epoch": newest["stop"], "age_seconds": round(t - newest["stop"]), "size": newest["repo_size"]},
+        "backups_count": len(verified),
+        "unverified_files": [],
+        "quarantined": 0,
+        "backup_fs": fs,
+    }
+
+
 # --------------------------------------------------------------------------- backup
 
 
@@ -1378,6 +1733,8 @@ def cmd_backup(cfg: dict, args) -> Result:
 
     def body() -> Result:
         with job_guard(cfg, args, "backup"):
+            if cfg["engine"] == "postgres":
+                return pg_backup(cfg, args, started)
             try:
                 db = resolve_database(cfg)
             except MissingDatabase as exc:
@@ -1567,6 +1924,8 @@ def cmd_check(cfg: dict, args) -> Result:
     def body() -> Result:
         with job_guard(cfg, args, job):
             lower_priority()
+            if cfg["engine"] == "postgres":
+                return pg_check(cfg, args)
             return check_full(cfg) if args.full else check_quick(cfg, args)
 
     return run_job(cfg, job, started, body)
@@ -1662,6 +2021,8 @@ def cmd_prune(cfg: dict, args) -> Result:
 
     def body() -> Result:
         with job_guard(cfg, args, "prune"):
+            if cfg["engine"] == "postgres":
+                return pg_prune(cfg, args)
             backups = scan_backups(cfg["backup_dir"])
             decision = retention_decision(cfg, backups)
             newest = newest_verified(backups)
@@ -1695,6 +2056,8 @@ def cmd_prune(cfg: dict, args) -> Result:
 
 
 def cmd_list(cfg: dict, args) -> Result:
+    if cfg["engine"] == "postgres":
+        return pg_list(cfg, args)
     backups = scan_backups(cfg["backup_dir"])
     decision = retention_decision(cfg, backups)
     tiers = {id(i): r for i, r in decision.keep}
@@ -1761,6 +2124,8 @@ def aside_names(db: str, started: float) -> dict[str, str]:
 
 def cmd_restore(cfg: dict, args) -> Result:
     started = now()
+    if cfg["engine"] == "postgres":
+        return pg_restore(cfg, args, started)
     try:
         db = resolve_database(cfg)
         exists = True
@@ -2057,14 +2422,18 @@ def snapshot(cfg: dict) -> dict:
             rec["success_age_seconds"] = (round(t - rec["last_success_epoch"])
                                           if "last_success_epoch" in rec else None)
         jobs[job] = rec or None
+    record = read_lock(cfg)
+    if cfg["engine"] == "postgres":
+        return {"jobs": jobs, "engine": "postgres", **pg_snapshot_backups(cfg, t),
+                "maintenance_lock": {"state": lock_state(record), "owner": public_lock(record)}}
     backups = scan_backups(cfg["backup_dir"])
     newest = newest_verified(backups)
     fs = {"backup_dir": cfg["backup_dir"], "filesystem": None, "free_bytes": None}
     if os.path.isdir(cfg["backup_dir"]):
         fs.update(filesystem=mount_point(cfg["backup_dir"]), free_bytes=free_bytes(cfg["backup_dir"]))
-    record = read_lock(cfg)
     return {
         "jobs": jobs,
+        "engine": "sqlite",
         "newest_backup": None if newest is None else {
             "path": newest.path, "time": iso(newest.ts), "epoch": newest.ts,
             "age_seconds": round(t - newest.ts), "size": newest.size},
@@ -3118,7 +3487,12 @@ def build_parser() -> Parser:
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
 
     p = add("restore", cmd_restore, "restore a verified backup over the live database (needs --yes)")
-    p.add_argument("--backup", metavar="PATH", help="backup file (default: the newest verified)")
+    p.add_argument("--backup", metavar="PATH",
+                   help="backup file (default: the newest verified); engine postgres: a backup label "
+                        "(to its consistent point)")
+    p.add_argument("--target-time", metavar="TIME",
+                   help="engine postgres: recover to this time (ISO 8601 with a zone, e.g. 2026-12-01T14:17:00Z); "
+                        "default: the latest")
     p.add_argument("--yes", action="store_true", help="really do it (without: print the plan, exit 3)")
     p.add_argument("--lock-token", metavar="T", help="the maintenance lock is already held with this token")
     p.add_argument("--writers-stopped", action="store_true",
