@@ -30,7 +30,17 @@ options:
     description:
       - The backup file to restore (C(moneytracker-<time>.db.zst) or C(.gz) in C(backup_dir), with
         its manifest). Default is the newest verified backup.
+      - With the tool's C(engine) C(postgres), a pgBackRest backup label (as C(moneytracker-db list) shows
+        them), and the database goes back to that backup's consistent point. Default there is the end
+        of the archived WAL (every write the server had archived; the restore archives the current WAL first).
     type: path
+  target_time:
+    description:
+      - With the tool's C(engine) C(postgres) only, point-in-time recovery to this time (ISO 8601 with a
+        zone, for example V(2026-12-01T14:17:00Z)), from the newest backup before it with the archived
+        WAL replayed up to it. Not with O(backup).
+    type: str
+    version_added: 0.3.0
   lock_token:
     description:
       - The token of the maintenance lock this play already holds. Without it the restore takes
@@ -188,6 +198,7 @@ def main():
     module = AnsibleModule(
         argument_spec=common_argument_spec(
             backup=dict(type='path'),
+            target_time=dict(type='str'),
             lock_token=dict(type='str', no_log=True),
             writers_stopped=dict(type='bool', default=False),
             stop_command=dict(type='list', elements='str'),
@@ -196,12 +207,15 @@ def main():
             jobs_wait=dict(type='float'),
         ),
         supports_check_mode=True,
+        mutually_exclusive=[('backup', 'target_time')],
     )
     p = module.params
     client = MoneytrackerDbClient(module)
     args = ['restore']
     if p['backup']:
         args += ['--backup', p['backup']]
+    if p['target_time']:
+        args += ['--target-time', p['target_time']]
     if p['lock_token']:
         args += ['--lock-token', Secret(p['lock_token'])]
     if p['stop_command']:

@@ -1478,14 +1478,26 @@ def pg_backup(cfg: dict, args, job_started: float) -> Result:
 
 def pg_check(cfg: dict, args) -> Result:
     """--quick: `pgbackrest check` (the server answers, WAL archiving reaches the repository: it
-    switches a WAL segment and waits for it). --full: the same, then `pgbackrest verify`."""
+    switches a WAL segment and waits for it). --full: the same, then `pg_amcheck --all` (amcheck:
+    every table's heap and every B-tree index of every database, the extension installed where
+    missing) and `pgbackrest verify`."""
     container = pg_container(cfg)
     t0 = now()
     pgbackrest(cfg, "check", container=container)
     what = "pgbackrest check: PostgreSQL answers and its WAL reaches the repository"
     if getattr(args, "full", False):
+        argv = ["docker", "exec", "-u", "postgres", container, "pg_amcheck", "--all", "--install-missing",
+                "--host=/var/run/postgresql", "--username=postgres"]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=PG_BACKUP_TIMEOUT_SECONDS, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ToolError(f"pg_amcheck: {exc}") from exc
+        if proc.returncode != 0:
+            raise ToolError(f"pg_amcheck found problems (exit {proc.returncode}): "
+                            f"{one_line(proc.stdout + proc.stderr)[-800:]}")
         pgbackrest(cfg, "verify", timeout=PG_BACKUP_TIMEOUT_SECONDS, container=container)
-        what += "; pgbackrest verify: every backup and WAL file in the repository matches its checksum"
+        what += ("; pg_amcheck --all: every table and B-tree index is consistent; pgbackrest verify: every "
+                 "backup and WAL file in the repository matches its checksum")
     message = f"{what} ({now() - t0:.1f}s)"
     return Result(EXIT_OK, {"ok": True, "engine": "postgres", "message": message}, message)
 
