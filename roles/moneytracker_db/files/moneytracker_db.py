@@ -1503,14 +1503,16 @@ def pg_check(cfg: dict, args) -> Result:
 
 
 def pg_prune(cfg: dict, args) -> Result:
-    """pgBackRest's own retention (repo1-retention-full, a count): `expire`, then the info again."""
+    """pgBackRest's own retention (repo1-retention-full, a count): `expire`, then the info again.
+    (pgBackRest also expires after each backup: "expired" names every backup the tool last knew of
+    that is gone now.)"""
     container = pg_container(cfg)
-    before = pg_info(cfg, container)
+    known = {b["label"] for b in (pg_load_state(cfg).get("info") or {}).get("backups", [])}
     if not getattr(args, "dry_run", False):
         pgbackrest(cfg, "expire", container=container)
     info = pg_info(cfg, container)
     pg_save_state(cfg, info)
-    removed = sorted({b["label"] for b in before["backups"]} - {b["label"] for b in info["backups"]})
+    removed = sorted(known - {b["label"] for b in info["backups"]})
     message = (f"{'dry run: ' if getattr(args, 'dry_run', False) else ''}pgbackrest expire: "
                f"{len(info['backups'])} backups kept" + (f", expired: {', '.join(removed)}" if removed else ""))
     return Result(EXIT_OK, {"ok": True, "engine": "postgres", "kept": [b["label"] for b in info["backups"]],
