@@ -127,6 +127,15 @@ options:
         type: list
         elements: str
         required: true
+  volumes:
+    description:
+      - Docker volumes to look for, each with a file inside it whose size to report (V("") for none).
+        C(volumes) in the result tells, per volume, whether it exists and the file's size (C(null)
+        when there is no such file). The app role reads its data volume's SQLite file and its PostgreSQL
+        volume with it, to refuse a deploy that would start an empty database beside the other engine's data.
+    type: dict
+    default: {}
+    version_added: 0.3.0
   migration_status:
     description:
       - The host tool (C(moneytracker-db)) whose C(migration status) to report in C(migration_status)
@@ -262,6 +271,13 @@ in_sync:
     (see the description); C(false) without a compose file.
   returned: always
   type: bool
+volumes:
+  description:
+    - With O(volumes), per volume C(exists) and C(file_size) (the size of the file named for it, C(null)
+      when the volume or the file does not exist). Empty without a Docker engine.
+  returned: always
+  type: dict
+  sample: {"moneytracker_data": {"exists": true, "file_size": 1048576}, "moneytracker_postgres": {"exists": false, "file_size": null}}
 migration_status:
   description:
     - With O(migration_status), the tool's C(migration status) (C(unfinished), C(live_schema), C(lock), C(msg),
@@ -368,6 +384,28 @@ def _routes(path):
         return {}
 
 
+def _volumes(docker, wanted):
+    """{volume: {exists, file_size}} for {volume: file inside it ("" for none)}, in one inspect."""
+    found = {}
+    if wanted:
+        dummy, stdout, dummy2 = docker.call(["volume", "inspect"] + sorted(wanted))  # exit 1 when one is missing
+        try:
+            found = dict((v["Name"], v.get("Mountpoint")) for v in json.loads(stdout or "[]"))
+        except ValueError:
+            found = {}
+    result = {}
+    for name, inside in wanted.items():
+        mount = found.get(name)
+        size = None
+        if mount and inside:
+            try:
+                size = os.stat(os.path.join(mount, inside)).st_size
+            except OSError:
+                size = None
+        result[name] = {"exists": name in found, "file_size": size}
+    return result
+
+
 def _migration_status(module, tool):
     """The tool's `migration status` as moneytracker_db_migration returns it, or None."""
     if not (os.path.isfile(tool) and os.access(tool, os.X_OK)):
@@ -403,6 +441,7 @@ def main():
                 file=dict(type="path", required=True),
                 services=dict(type="list", elements="str", required=True),
             )),
+            volumes=dict(type="dict", default={}),
             migration_status=dict(type="path"),
             docker=dict(type="path", default="docker"),
         ),
@@ -429,7 +468,9 @@ def main():
     docker = Docker(module, p["docker"])
     try:
         # No engine yet (check mode on a new host): no image is there.
-        result["images"] = docker.inspect_images(p["images"]) if module.get_bin_path(p["docker"]) else []
+        engine = bool(module.get_bin_path(p["docker"]))
+        result["images"] = docker.inspect_images(p["images"]) if engine else []
+        result["volumes"] = _volumes(docker, p["volumes"]) if engine else {}
         if p["project_dir"]:
             files = [os.path.join(p["project_dir"], f) for f in p["files"]]
             result["compose_file"] = all(os.path.isfile(f) for f in files)

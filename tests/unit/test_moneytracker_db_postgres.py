@@ -81,10 +81,12 @@ def pg(env, tmp_path):
     ({"engine": "oracle"}, "engine"),
     ({"engine": "postgres"}, "postgres"),
     ({"engine": "postgres", "postgres": {"project": "m", "service": "postgres", "stanza": "m"}}, "postgres"),
-    ({"engine": "postgres", "postgres": {"project": "m", "service": "postgres", "stanza": "M; rm -rf /",
-                                          "repo_dir": "/r"}}, "postgres.stanza"),
-    ({"engine": "postgres", "postgres": {"project": "m", "service": "postgres", "stanza": "m",
-                                          "repo_dir": "relative"}}, "postgres.repo_dir"),
+    ({"engine": "postgres",
+      "postgres": {"project": "m", "service": "postgres", "stanza": "M; rm -rf /", "repo_dir": "/r"}},
+     "postgres.stanza"),
+    ({"engine": "postgres",
+      "postgres": {"project": "m", "service": "postgres", "stanza": "m", "repo_dir": "relative"}},
+     "postgres.repo_dir"),
 ])
 def test_postgres_configuration_is_checked(env, overrides, key):
     env.write_config(**overrides)
@@ -112,7 +114,7 @@ def test_a_backup_counts_only_after_pgbackrest_verify(pg):
 
 
 def test_metrics_are_the_sqlite_ones(pg, env):
-    run, answer, _ = pg
+    run, answer = pg[:2]
     answer("pgbackrest-info", info("20261201-100000F"))
     assert run("backup").rc == 0
     prom = (env.prom / "moneytracker_db.prom").read_text()
@@ -122,7 +124,7 @@ def test_metrics_are_the_sqlite_ones(pg, env):
 
 
 def test_expired_backups_leave_the_verified_list(pg):
-    run, answer, _ = pg
+    run, answer = pg[:2]
     answer("pgbackrest-info", info("20261201-100000F"))
     assert run("backup").rc == 0
     answer("pgbackrest-info", info("20261201-100000F", "20261201-110000F"))
@@ -139,7 +141,7 @@ def test_expired_backups_leave_the_verified_list(pg):
     ("2999-01-01T00:00:00Z", "is in the future"),
 ])
 def test_target_time_is_refused_when_unclear(pg, value, message):
-    run, answer, _ = pg
+    run, answer = pg[:2]
     answer("pgbackrest-info", info("20261201-100000F"))
     assert run("backup").rc == 0
     r = run("restore", "--target-time", value, "--json")

@@ -53,13 +53,16 @@ def deploy(*extra):
 
 
 def test_switching_to_sqlite_without_moving_the_data_is_refused(host):
-    running = "docker ps -q --no-trunc | sort"
-    before = host.check_output(running)
+    # Everything the deploy writes, with times (a rewritten secret file would restart PostgreSQL).
+    state = (STATE + "; stat -c '%n %Y' /opt/moneytracker/secrets/* /opt/moneytracker/.staging/compose.yaml"
+             " /opt/moneytracker/compose.yaml")
+    before = host.check_output(state)
     rc, out = deploy("app_database=sqlite")
     assert rc != 0
     assert ("app_database is sqlite, but this project's data is in PostgreSQL (volume moneytracker_postgres) and "
             "there is no SQLite database yet: the app would start on an empty database.") in out, out[-2000:]
-    assert host.check_output(running) == before
+    assert "Nothing was changed" in out and "changed=0" in out, out[-1500:]
+    assert host.check_output(state) == before
     assert not host.file("/var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db").exists
 
 
@@ -73,6 +76,8 @@ def test_postgres_beside_sqlite_data_is_refused(host):
         assert rc != 0
         assert ("app_database is postgres, but this host's data is in SQLite (moneytracker.db on the volume other_data) "
                 "and PostgreSQL has no data yet (no volume other_postgres)") in out, out[-2000:]
+        assert "Nothing was changed" in out and "changed=0" in out, out[-1500:]
+        assert not host.file("/opt/other").exists
         assert host.check_output("docker ps -aq --filter label=com.docker.compose.project=other") == ""
         assert host.run("docker volume inspect other_postgres").rc != 0
     finally:

@@ -160,6 +160,10 @@ elif a[:1] == ["compose"] and "--hash" in a:
     print("\n".join(f"{k} {v}" for k, v in state["hashes"].items()))
 elif a[:1] == ["compose"] and "--format" in a:
     print(json.dumps({"services": {k: {"image": v} for k, v in state["images"].items()}}))
+elif a[:2] == ["volume", "inspect"]:
+    found = [{"Name": n, "Mountpoint": state["volumes"][n]} for n in a[2:] if n in state.get("volumes", {})]
+    print(json.dumps(found))
+    sys.exit(0 if len(found) == len(a[2:]) else 1)
 elif a[:2] == ["image", "inspect"]:
     ref = a[-1]
     if ref in state["image_ids"]:
@@ -244,3 +248,27 @@ def test_no_engine_means_no_images(tmp_path):
     proc, res = run(tmp_path, check_mode=True, images=["moneytracker/backend:2.0.0"],
                     docker=str(tmp_path / "no-docker-here"))
     assert "failed" not in res and res["images"] == [], (proc.stderr, res)
+
+
+def test_volumes_say_which_engine_holds_data(tmp_path):
+    """The app role refuses a deploy that would start an empty database beside the other engine's
+    data (roles/app/tasks/main.yml); this is what it reads: each volume's existence and the size of
+    the file named in it, through one `docker volume inspect` (the test double above)."""
+    double = tmp_path / "docker-double"
+    double.write_text(DOCKER_DOUBLE)
+    double.chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "moneytracker.db").write_bytes(b"SQLite format 3\0" + b"x" * 100)
+    state_file = tmp_path / "state.json"
+    state_file.write_text(json.dumps({"containers": [], "volumes": {"mt_data": str(data)}}))
+    env = {"DOCKER_DOUBLE_STATE": str(state_file)}
+    proc, res = run(tmp_path, env, docker=str(double),
+                    volumes={"mt_data": "moneytracker.db", "mt_postgres": "", "mt_other": "x.db"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert res["volumes"] == {"mt_data": {"exists": True, "file_size": 116},
+                              "mt_postgres": {"exists": False, "file_size": None},
+                              "mt_other": {"exists": False, "file_size": None}}
+    (data / "moneytracker.db").unlink()
+    dummy, res = run(tmp_path, env, docker=str(double), volumes={"mt_data": "moneytracker.db"})
+    assert res["volumes"] == {"mt_data": {"exists": True, "file_size": None}}
