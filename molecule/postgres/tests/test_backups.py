@@ -8,8 +8,6 @@ own verify, and the metrics the alerts read.
 Self-contained: runs on whatever release another test file left (it needs the app serving on
 PostgreSQL with an account)."""
 import json
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -17,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runs import api  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api, deploy  # noqa: E402  pylint: disable=wrong-import-position
 
 TOOL = "/usr/local/sbin/moneytracker-db"
 PROJECT = "/opt/moneytracker"
@@ -28,13 +26,9 @@ def tool(host, *args):
 
 
 def playbook(name, *extra):
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{name}"]
-    for e in extra:
-        args += ["-e", e]
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900,
-                          stdin=subprocess.DEVNULL, check=False,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
-    return proc.returncode, " ".join(proc.stdout.split())
+    """ansible-playbook moneytracker.deploy.<name> (playbook_runs.deploy), its output whitespace-folded."""
+    rc, out = deploy(*extra, playbook=name)
+    return rc, " ".join(out.split())
 
 
 def post_group(host, account_id, prefix, n=3):

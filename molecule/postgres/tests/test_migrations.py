@@ -9,8 +9,6 @@ are unchanged, every acknowledged write is there, 2.0.0 serves, lock free, page 
 runs: the transaction did it.
 """
 import json
-import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
-from playbook_runs import api, redeploy_from_scratch  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api, deploy, redeploy_from_scratch  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT = "/opt/moneytracker"
 TOOL = "/usr/local/sbin/moneytracker-db"
@@ -28,13 +26,9 @@ BROKEN = "moneytracker/backend:2.1.0-broken"
 
 
 def playbook(name, *extra):
-    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], f"moneytracker.deploy.{name}"]
-    for e in extra:
-        args += ["-e", e]
-    proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900,
-                          stdin=subprocess.DEVNULL, check=False,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
-    return proc.returncode, " ".join(proc.stdout.split())
+    """ansible-playbook moneytracker.deploy.<name> (playbook_runs.deploy), its output whitespace-folded."""
+    rc, out = deploy(*extra, playbook=name)
+    return rc, " ".join(out.split())
 
 
 def schema(host):

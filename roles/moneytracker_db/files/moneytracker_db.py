@@ -1608,28 +1608,13 @@ def pg_restore(cfg: dict, args, started: float) -> Result:
                  "  then:    WAL archived (pgbackrest check), server stopped, data directory restored in place "
                  "(pgbackrest --delta restore), server started (replay, promote)",
                  f"  start:   {shlex.join(cfg['start_command']) if cfg['start_command'] else '(no start_command)'}"]
-        record = read_lock(cfg)
-        if record is not None and not token_matches(record, getattr(args, "lock_token", None)):
-            lines.append(f"  lock:    {lock_state(record).upper()} by {holder_text(record)}: "
-                         "the restore needs its --lock-token (or the lock released)")
-            plan["lock"] = {"state": lock_state(record), "owner": public_lock(record)}
+        lines += restore_lock_line(cfg, args, plan)
         return Result(EXIT_LOCKED, {"ok": False, "confirmation_required": True, "plan": plan,
                                     "message": "confirmation required: re-run with --yes"}, "\n".join(lines))
-    if not cfg["stop_command"] and not args.writers_stopped:
-        raise UsageError("restore needs stop_command (config or --stop-command) to stop the database writers, "
-                         "or --writers-stopped to confirm they are already stopped")
+    require_writers_stop(cfg, args)
 
     def body() -> Result:
-        took_lock = None
-        record = read_lock(cfg)
-        if token_matches(record, getattr(args, "lock_token", None)):
-            pass
-        elif getattr(args, "lock_token", None) and record is None:
-            raise ToolError("--lock-token given but the maintenance lock is not held; refusing", EXIT_LOCKED)
-        else:
-            took_lock = acquire_lock(cfg, owner=f"restore by {who_am_i()}", host=socket.gethostname(),
-                                     play=getattr(args, "play", None) or "moneytracker-db restore",
-                                     reason=f"PostgreSQL restore to {plan['backup']}", ttl=cfg["lock_ttl_seconds"])
+        took_lock = take_restore_lock(cfg, args, f"PostgreSQL restore to {plan['backup']}")
         changed = False
         try:
             jobs_wait = getattr(args, "jobs_wait", None)
@@ -2136,6 +2121,36 @@ def aside_names(db: str, started: float) -> dict[str, str]:
     return {p: base + p[len(db):] for p in present}
 
 
+def restore_lock_line(cfg: dict, args, plan: dict) -> list[str]:
+    """A restore plan's line about the maintenance lock when someone else holds it (and the plan's
+    record of it), for the SQLite and the PostgreSQL restore alike."""
+    record = read_lock(cfg)
+    if record is None or token_matches(record, getattr(args, "lock_token", None)):
+        return []
+    plan["lock"] = {"state": lock_state(record), "owner": public_lock(record)}
+    return [f"  lock:    {lock_state(record).upper()} by {holder_text(record)}: "
+            "the restore needs its --lock-token (or the lock released)"]
+
+
+def require_writers_stop(cfg: dict, args) -> None:
+    if not cfg["stop_command"] and not args.writers_stopped:
+        raise UsageError("restore needs stop_command (config or --stop-command) to stop the database writers, "
+                         "or --writers-stopped to confirm they are already stopped")
+
+
+def take_restore_lock(cfg: dict, args, reason: str) -> dict | None:
+    """The lock a restore runs under: the one held with --lock-token, or taken now (returned, for
+    the caller to release)."""
+    record = read_lock(cfg)
+    if token_matches(record, getattr(args, "lock_token", None)):
+        return None
+    if getattr(args, "lock_token", None) and record is None:
+        raise ToolError("--lock-token given but the maintenance lock is not held; refusing", EXIT_LOCKED)
+    return acquire_lock(cfg, owner=f"restore by {who_am_i()}", host=socket.gethostname(),
+                        play=getattr(args, "play", None) or "moneytracker-db restore",
+                        reason=reason, ttl=cfg["lock_ttl_seconds"])
+
+
 def cmd_restore(cfg: dict, args) -> Result:
     started = now()
     if cfg["engine"] == "postgres":
@@ -2160,16 +2175,10 @@ def cmd_restore(cfg: dict, args) -> Result:
                  f"  stop:    {shlex.join(cfg['stop_command']) if cfg['stop_command'] else '(no stop_command: needs --writers-stopped)'}"]
         lines += [f"  aside:   {src} -> {dst}" for src, dst in aside.items()]
         lines.append(f"  start:   {shlex.join(cfg['start_command']) if cfg['start_command'] else '(no start_command)'}")
-        record = read_lock(cfg)
-        if record is not None and not token_matches(record, getattr(args, "lock_token", None)):
-            lines.append(f"  lock:    {lock_state(record).upper()} by {holder_text(record)}: "
-                         "the restore needs its --lock-token (or the lock released)")
-            plan["lock"] = {"state": lock_state(record), "owner": public_lock(record)}
+        lines += restore_lock_line(cfg, args, plan)
         return Result(EXIT_LOCKED, {"ok": False, "confirmation_required": True, "plan": plan,
                                     "message": "confirmation required: re-run with --yes"}, "\n".join(lines))
-    if not cfg["stop_command"] and not args.writers_stopped:
-        raise UsageError("restore needs stop_command (config or --stop-command) to stop the database writers, "
-                         "or --writers-stopped to confirm they are already stopped")
+    require_writers_stop(cfg, args)
 
     def body() -> Result:
         return do_restore(cfg, args, db, exists, backup, aside, started, when)
@@ -2246,15 +2255,7 @@ def _do_restore(cfg, args, db, exists, backup, started, when, moved, state) -> R
         # never a path that may have become a symlink
         set_owner_held(info["fd"], tmp, uid, gid, mode)
 
-        record = read_lock(cfg)
-        if token_matches(record, getattr(args, "lock_token", None)):
-            pass
-        elif getattr(args, "lock_token", None) and record is None:
-            raise ToolError("--lock-token given but the maintenance lock is not held; refusing", EXIT_LOCKED)
-        else:
-            took_lock = acquire_lock(cfg, owner=f"restore by {who_am_i()}", host=socket.gethostname(),
-                                     play=getattr(args, "play", None) or "moneytracker-db restore",
-                                     reason=f"restore of {backup.name}", ttl=cfg["lock_ttl_seconds"])
+        took_lock = take_restore_lock(cfg, args, f"restore of {backup.name}")
         jobs_wait = getattr(args, "jobs_wait", None)
         with jobs_lock(cfg, "restore", 600.0 if jobs_wait is None else jobs_wait):
             if cfg["stop_command"]:
