@@ -207,12 +207,12 @@ def main() -> int:
     for workers in args.workers:
         s, p = f"sqlite-{workers}", f"postgres-{workers}"
         for name in (s, p):
-            lines.append(f"| {workers} | {name.split('-')[0]} | {med(name, 'rps'):.0f} | {med(name, 'p50_ms'):.1f} | "
+            lines.append(f"| {workers} | {name.split('-', maxsplit=1)[0]} | {med(name, 'rps'):.0f} | {med(name, 'p50_ms'):.1f} | "
                          f"{med(name, 'p99_ms'):.1f} | {sum(x['errors'] for x in results[name])} | "
                          + (f"{med(p, 'rps') / med(s, 'rps'):.2f}x | {med(p, 'p99_ms') / med(s, 'p99_ms'):.2f}x |"
                             if name == p else " | |"))
-    lines += ["", "All rounds (req/s): " + "; ".join(
-        f"{n}: {', '.join(f'{x['rps']:.0f}' for x in v)}" for n, v in results.items()), ""]
+    rounds = "; ".join(n + ": " + ", ".join(f"{x['rps']:.0f}" for x in v) for n, v in results.items())
+    lines += ["", f"All rounds (req/s): {rounds}", ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
