@@ -81,17 +81,19 @@ def api(host, method: str, path: str, payload=None, base: str = "http://127.0.0.
     return json.loads(host.check_output(cmd))
 
 
-def redeploy_from_scratch(host, timeout: int = 900) -> str:
+def redeploy_from_scratch(host, *extra: str, timeout: int = 900) -> str:
     """A test fixture, not an operator procedure: the app's state removed from the test host (the
     stack and its data volume, the project directory with the release history, the backups, the
     host tool's state: lock and journal), then deploy.yml as the scenario's converge runs it. The
-    host is as right after converge (the images stay loaded). Returns the play's output."""
+    host is as right after converge (the images stay loaded); `extra` are -e values for that deploy
+    (app_database=sqlite, say). Returns the play's output."""
     host.check_output(
         "set -e; if [ -f /opt/moneytracker/compose.yaml ]; then"
         " docker compose -f /opt/moneytracker/compose.yaml down --remove-orphans --timeout 10; fi;"
         " docker volume rm -f moneytracker_data moneytracker_postgres >/dev/null;"
         " rm -rf /opt/moneytracker /var/backups/moneytracker /var/backups/moneytracker-postgres /var/lib/moneytracker-db")
-    proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"],
+    proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "moneytracker.deploy.deploy"]
+                          + [arg for value in extra for arg in ("-e", value)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
                           timeout=timeout, check=False,
                           env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
