@@ -20,7 +20,8 @@ Inside such a block:
     inventory).
 Other fenced blocks (```text, ```json, a bare ```) are output or files and are never run.
 
-Used by molecule/migrate/tests/test_runbooks.py and molecule/tls/tests/test_tls.py (run the
+Used by molecule/migrate/tests/test_runbooks.py, molecule/tls/tests/test_tls.py and
+molecule/postgres/tests/test_move.py (run the
 commands on a test host, with run_as_written below) and tests/unit/test_runbook_commands.py (every block of the tested runbooks parses; every
 placeholder is known).
 """
@@ -42,6 +43,7 @@ TESTED_BY = {
     "roll-back-a-release.md": "migrate",
     "integrity-check-failed.md": "migrate",
     "certificate-renewal-failed.md": "tls",
+    "move-to-postgres.md": "postgres",
 }
 TESTED_RUNBOOKS = tuple(TESTED_BY)
 
@@ -65,6 +67,8 @@ PLACEHOLDERS = {
                "(/var/lib/docker/volumes/moneytracker_data/_data/moneytracker.db.pre-restore-<UTC time>)",
     "<max-id>": "the number the command before it printed",
     "<controller-pid>": "the controller pid in the lock record (`controller pid N` in `moneytracker-db lock status`)",
+    "<highest-id>": "the highest id of transactions at the move, as the move's message names it",
+    "<moved-time>": "the time in the name of the SQLite file the move kept (moneytracker.db.moved-<UTC time>)",
 }
 
 _FENCE = re.compile(r"^(\s*)```(.*)$")
