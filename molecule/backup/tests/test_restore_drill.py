@@ -66,7 +66,7 @@ def test_restore_drill(host):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
     results = task_results(r.stdout, hostname)
     # the moneytracker_db_restore module's result (the tool's answer as structured fields)
-    restored = results["Restore the backup (verify, lock, stop backend, swap, start, quick_check)"]
+    restored = results["Restore the backup (verify, lock, stop backend, swap or PostgreSQL recovery, start, check)"]
     assert restored["changed"] is True and not restored.get("failed") and restored["restored"] == backup_path
     assert restored["quick_check"] == ["ok"]
     print(f"restore.yml took {elapsed:.1f} s")
