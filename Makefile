@@ -22,8 +22,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := $(BUILD)/dist/moneytracker-deploy-$(COLLECTION_VERSION).tar.gz
 _SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
-# The longest scenarios first, in this order (release ~19 min, migrate ~16, crash ~10, postgres ~7,
-# tls ~6, default ~6; longest first onto the two runners: ~37 min in all), so that the
+# The longest scenarios first, in this order (release ~19 min, migrate ~16, crash ~10, postgres ~9.5,
+# tls ~6, default ~6; longest first onto the two runners: ~38 min in all), so that the
 # two parallel runs finish together.
 _LONGEST := release migrate crash postgres tls default
 MOLECULE_SCENARIOS ?= $(foreach s,$(_LONGEST),$(filter $(s),$(_SCENARIOS))) $(filter-out $(_LONGEST),$(_SCENARIOS))
