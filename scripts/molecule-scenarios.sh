@@ -24,4 +24,16 @@ $(sed 's/\x1b\[[0-9;]*m//g' "$log" | tail -150)"
 }
 export -f run_one
 export log_dir action
-printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
+status=0
+printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {} || status=$?
+# Last, so that the end of a long CI output names them: each failed scenario's failed tests and
+# their assertion lines (the log's tail above has the rest).
+if ((status != 0)); then
+  for scenario in "$@"; do
+    log="$log_dir/molecule-$scenario.log"
+    [[ -f $log ]] && grep -aq "Executed: Failed" "$log" || continue
+    echo "=== FAILED scenario $scenario: its failed tests"
+    sed 's/\x1b\[[0-9;]*m//g; s/^ *│ \{0,1\}//' "$log" | grep -aE '^(FAILED|ERROR) |^E  ' | head -60 || true
+  done
+fi
+exit "$status"

@@ -26,6 +26,10 @@ description:
     copies the live file, runs O(command) on the copy, checks it and swaps it in, O(action=revert)
     puts the pre-swap file back (or removes the copy), O(action=finish) closes the journal.
   - The live database file is never migrated in place; see docs/host-tool.md, "Migrations".
+  - With the tool's C(engine) V(postgres) the migration runs in place in one transaction (PostgreSQL
+    rolls it back by itself), so the journal keeps no files; O(action=status) asks PostgreSQL which
+    schema it committed (only while a journal is open), O(action=revert) only records that nothing
+    committed (and refuses once it did), O(action=finish) checks the schema; V(run) is refused.
 options:
   action:
     description:
@@ -177,9 +181,15 @@ journal:
   returned: action=status, and when an action changed it
   type: dict
 swapped:
-  description: Whether the migrated copy is the live database now (O(action=status)).
+  description: Whether the migrated copy is the live database now (O(action=status)); on PostgreSQL,
+    whether the migration's transaction committed (the schema PostgreSQL has is the journal's target).
   returned: action=status
   type: bool
+live_schema:
+  description: The live database's schema revision (O(action=status)); on PostgreSQL read only while a
+    journal is open, else C(null).
+  returned: action=status
+  type: str
 lock:
   description: With O(action=status), the lock's state (V(free), V(held), V(stale)) under C(state) and its record.
   returned: action=status

@@ -163,3 +163,80 @@ def test_restore_plan_names_the_target_and_changes_nothing(pg):
     assert r.rc == 2 and "before the end of the oldest verified backup" in r.data["error"]
     r = run("restore", "--backup", "20260101-000000F", "--json")
     assert r.rc == 2 and "is not a verified backup" in r.data["error"]
+
+
+# --------------------------------------------------------------------------- the migration journal
+# On PostgreSQL a migration runs in place in one transaction: the journal keeps no files, and what
+# PostgreSQL committed (`SELECT version_num FROM alembic_version`, through the double's `sh -c psql`
+# answer) says whether the migration is done (finish) or never happened (revert: nothing to undo).
+OLD, NEW = "0001", "0002"
+
+
+def pg_begin(run) -> str:
+    token = run("lock", "acquire", "--owner", "migration", "--host", "ctl", "--play", "migrate.yml", "--json").data["token"]
+    r = run("migration", "begin", "--lock-token", token, "--id", "20261201T100000Z", "--from", OLD, "--to", NEW,
+            "--set", "image=moneytracker/backend:2.0.0", "--json")
+    assert r.rc == 0, r.out + r.err
+    return token
+
+
+def test_a_postgres_journal_keeps_no_files_and_status_asks_postgres(pg):
+    run, answer, calls = pg
+    assert "sh -c" not in " ".join(calls())
+    no_journal = run("migration", "status", "--json").data
+    assert no_journal["unfinished"] is False and no_journal["live_schema"] is None
+    assert not any(" sh -c " in c for c in calls()), "asked PostgreSQL with no journal open (a no-op deploy's read)"
+    pg_begin(run)
+    answer("sh--c", OLD + "\n")
+    status = run("migration", "status", "--json").data
+    assert status["journal"]["engine"] == "postgres" and "database" not in status["journal"]
+    assert (status["unfinished"], status["live_schema"], status["swapped"], status["migrated"]) == (True, OLD, False, False)
+    answer("sh--c", NEW + "\n")
+    status = run("migration", "status", "--json").data
+    assert (status["live_schema"], status["swapped"]) == (NEW, True)
+    assert "the migration's transaction COMMITTED" in run("migration", "status").out
+    # PostgreSQL cannot be asked: not "migrated" on a guess, and the status names why.
+    answer("sh--c", "", rc=2, err="psql: error: connection to server failed")
+    status = run("migration", "status", "--json").data
+    assert status["swapped"] is False and "connection to server failed" in status["problems"][0], status
+
+
+def test_postgres_revert_when_nothing_committed_then_finish_as_reverted(pg):
+    run, answer, _calls = pg
+    token = pg_begin(run)
+    answer("sh--c", OLD + "\n")
+    r = run("migration", "revert", "--lock-token", token, "--json")
+    assert r.rc == 0 and r.data["reverted"] == "transaction rolled back" and r.data["live_schema"] == OLD, r.out + r.err
+    r = run("migration", "finish", "--lock-token", token, "--result", "done", "--json")
+    assert r.rc == 1 and "did not commit" in r.data["error"], r.out + r.err
+    r = run("migration", "finish", "--lock-token", token, "--result", "reverted", "--json")
+    assert r.rc == 0 and r.data["result"] == "reverted", r.out + r.err
+    assert run("migration", "status", "--json").data["unfinished"] is False
+
+
+def test_postgres_revert_after_the_commit_is_refused_and_finish_done_closes_it(pg):
+    run, answer, _calls = pg
+    token = pg_begin(run)
+    answer("sh--c", NEW + "\n")
+    r = run("migration", "revert", "--lock-token", token, "--json")
+    assert r.rc == 1 and "transaction committed" in r.data["error"] and "restore.yml" in r.data["error"], r.out + r.err
+    r = run("migration", "finish", "--lock-token", token, "--result", "reverted", "--json")
+    assert r.rc == 1 and "cannot finish as reverted" in r.data["error"], r.out + r.err
+    r = run("migration", "finish", "--lock-token", token, "--result", "done", "--json")
+    assert r.rc == 0 and r.data["journal"]["steps"][-2]["live_schema"] == NEW, r.out + r.err
+
+
+def test_postgres_revert_is_refused_when_postgres_cannot_be_asked(pg):
+    run, answer, _calls = pg
+    token = pg_begin(run)
+    answer("sh--c", "", rc=2, err="psql: error: connection to server failed")
+    r = run("migration", "revert", "--lock-token", token, "--json")
+    assert r.rc == 1 and "cannot ask PostgreSQL for the schema" in r.data["error"], r.out + r.err
+    assert run("migration", "status", "--json").data["unfinished"] is True
+
+
+@pytest.mark.parametrize("args", [["copy"], ["swap", "--expect-schema", NEW]])
+def test_sqlite_only_migration_actions_are_refused_on_postgres(pg, args):
+    run = pg[0]
+    r = run("migration", args[0], "--lock-token", "x", *args[1:], "--json")
+    assert r.rc == 2 and "for SQLite" in r.data["error"], r.out + r.err

@@ -5,8 +5,8 @@ four writers through the edge the whole time (every write answered 2xx is in Pos
 exactly once; the schema is 0002, 2.0.0 serves, the lock is free, the page is off); then the
 broken release 2.1.0-broken under writers: the play fails naming the step and saying PostgreSQL
 rolled the transaction back; the schema (pg_dump --schema-only) and every row that existed before
-are unchanged, every acknowledged write is there, 2.0.0 serves, lock free, page off. No restore
-runs: the transaction did it.
+are unchanged, every acknowledged write is there, 2.0.0 serves, lock free, page off, the
+migration journal closed. No restore runs: the transaction did it.
 """
 import json
 import sys
@@ -42,8 +42,10 @@ def rows(host, max_id):
 
 
 def settled(host):
-    lock = json.loads(host.run(f"{TOOL} lock status --json").stdout)
-    return lock["state"] == "free" and not host.file(f"{PROJECT}/maintenance/on").exists
+    """Lock free, no migration journal open, maintenance page off."""
+    status = json.loads(host.run(f"{TOOL} migration status --json").stdout)
+    return (status["lock"]["state"] == "free" and not status["unfinished"]
+            and not host.file(f"{PROJECT}/maintenance/on").exists)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +92,9 @@ def test_broken_migration_rolls_back_by_itself_and_loses_no_write(host, v1):
     assert ("The migration 0002 -> 0003 failed at step: Migration | Migrate in one transaction "
             "(a one-off container of the new image)") in out, out[-3000:]
     assert "FAILED (database now at 0002)" in out  # the migration's own output
-    assert ("PostgreSQL rolled the migration's transaction back: the database is at 0002, no row was changed. "
-            "The previous release serves again and the maintenance page is off.") in out, out[-3000:]
+    assert "the migration's transaction had not committed (PostgreSQL's schema: 0002)" in out, out[-3000:]
+    assert ("PostgreSQL rolled the migration's transaction back: the database is at 0002, no row was changed; "
+            "the previous release serves again (schema 0002) and the maintenance page is off") in out, out[-3000:]
     figures = writer_load.check(host, tag, records, database="postgres")
     writer_load.record(f"postgres: broken migration under 4 writers: {figures}", "postgres")
     assert schema(host) == schema_before, "the schema changed"

@@ -1419,6 +1419,26 @@ def pg_info(cfg: dict, container: str | None = None) -> dict:
             "wal_min": archive.get("min"), "wal_max": archive.get("max")}
 
 
+def pg_schema_version(cfg: dict) -> str | None:
+    """The Alembic revision of the app's database on the PostgreSQL server (None: no
+    alembic_version table yet), read as postgres over the container's socket; ToolError when the
+    server cannot be asked (a migration journal must never be settled on a guess)."""
+    container = pg_container(cfg)
+    argv = ["docker", "exec", "-u", "postgres", container, "sh", "-c",
+            'exec psql -X -q -At -v ON_ERROR_STOP=1 -d "$POSTGRES_DB" -c "SELECT version_num FROM alembic_version"']
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolError(f"cannot ask PostgreSQL for the schema: {exc}") from exc
+    if proc.returncode != 0:
+        if 'relation "alembic_version" does not exist' in proc.stderr:
+            return None
+        raise ToolError(f"cannot ask PostgreSQL for the schema (exit {proc.returncode}): "
+                        f"{one_line(proc.stderr or proc.stdout)[-400:]}")
+    versions = proc.stdout.split()
+    return ",".join(versions) if versions else None
+
+
 def pg_save_state(cfg: dict, info: dict, verified_label: str | None = None) -> None:
     state = pg_load_state(cfg)
     state.update(info=info, read_at=round(now(), 3))
@@ -2622,7 +2642,7 @@ def cmd_lock(cfg: dict, args) -> Result:
 MIGRATION_HISTORY_KEEP = 20
 MIGRATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$")
 MIGRATION_SET_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-MIGRATION_RESERVED = frozenset({"id", "token_id", "from", "to", "state", "started", "started_epoch",
+MIGRATION_RESERVED = frozenset({"id", "token_id", "from", "to", "state", "started", "started_epoch", "engine",
                                 "database", "copy", "aside", "steps", "finished", "result", "message"})
 MIGRATION_SIDE = ("-wal", "-shm", "-journal")
 NO_WRITER = "the database still has a writer; stop the backend first"
@@ -2822,7 +2842,10 @@ def require_journal(cfg: dict) -> dict:
 
 
 def journal_db(cfg: dict, journal: dict | None) -> tuple[str | None, str | None, str | None]:
-    """(live, copy, aside): the journal's paths when there is one, else from the config."""
+    """(live, copy, aside): the journal's paths when there is one, else from the config; none on
+    PostgreSQL (its migration runs in place, in one transaction: no copy, no swap)."""
+    if cfg["engine"] == "postgres":
+        return None, None, None
     if journal and isinstance(journal.get("database"), str):
         return journal["database"], journal["copy"], journal["aside"]
     try:
@@ -2844,12 +2867,16 @@ def mig_begin(cfg: dict, args, record: dict) -> Result:
     if not MIGRATION_ID_RE.match(args.id):
         raise UsageError(f"--id {args.id!r}: letters, digits and . _ : + - only (it names a file)")
     sets = parse_sets(args.set)
-    db = resolve_database(cfg)
-    copy, aside = migration_paths(db)
+    if cfg["engine"] == "postgres":
+        files = {"engine": "postgres"}
+    else:
+        db = resolve_database(cfg)
+        copy, aside = migration_paths(db)
+        files = {"engine": "sqlite", "database": db, "copy": copy, "aside": aside}
     t = now()
     journal = {**sets, "id": args.id, "token_id": lock_record_id(record), "from": args.from_, "to": args.to,
                "state": "begun", "started": iso(t), "started_epoch": round(t, 3),
-               "database": db, "copy": copy, "aside": aside, "steps": [{"step": "begun", "at": iso(t)}]}
+               **files, "steps": [{"step": "begun", "at": iso(t)}]}
     write_journal(cfg, journal)
     LOG.info("migration: begun %s", journal_text(journal))
     return Result(EXIT_OK, {"ok": True, "journal": journal, "message": f"migration {args.id} begun"},
@@ -3162,16 +3189,33 @@ def mig_status(cfg: dict, args) -> Result:
             "lock": {**(public or {}), "state": state, "lock": public},
             "lock_is_journals": bool(journal and record and lock_record_id(record)
                                      and lock_record_id(record) == journal.get("token_id"))}
-    if db:
+    data["engine"] = cfg["engine"]
+    if cfg["engine"] == "postgres":
+        # Asked only with a journal open (a no-op deploy's state read stays one local read): the
+        # schema PostgreSQL committed says whether the migration's transaction did.
+        if journal:
+            try:
+                data["live_schema"] = pg_schema_version(cfg)
+            except ToolError as exc:
+                data["problems"].append(str(exc))
+            data["swapped"] = (data["live_schema"] is not None and data["live_schema"] == journal.get("to")
+                               and journal.get("to") != journal.get("from"))
+        data["migrated"] = data["swapped"]
+    elif db:
         files = migration_files(db, copy, aside)
         data.update(swapped=files["swapped"], copy_exists=files["copy"] is not None,
                     aside_exists=files["aside"] is not None, problems=files["problems"],
                     live_schema=schema_version(db, cfg["busy_timeout_ms"]))
     lines = [journal_text(journal) if journal else "no unfinished migration"]
-    if journal or data["copy_exists"] or data["aside_exists"]:
+    if cfg["engine"] == "postgres":
+        if journal:
+            lines.append(f"  PostgreSQL: schema {data['live_schema'] or '?'}: the migration's transaction "
+                         + ("COMMITTED" if data["swapped"] else "did not commit" if not data["problems"] else "unknown"))
+    elif journal or data["copy_exists"] or data["aside_exists"]:
         lines.append(f"  swapped: {'YES' if data['swapped'] else 'no'}; copy {'present' if data['copy_exists'] else 'absent'}; "
                      f"pre-swap file {'present' if data['aside_exists'] else 'absent'}")
-    lines.append(f"  live database: {db or '(none)'}, schema {data['live_schema'] or '?'}")
+    if cfg["engine"] != "postgres":
+        lines.append(f"  live database: {db or '(none)'}, schema {data['live_schema'] or '?'}")
     lines.append(f"  maintenance lock: {state}" + (f" by {holder_text(record)} (id {lock_record_id(record)})" if record else "")
                  + (" = the journal's run" if data["lock_is_journals"] else ""))
     lines += [f"  PROBLEM: {p}" for p in data["problems"]]
@@ -3225,8 +3269,27 @@ def mig_adopt(cfg: dict, args) -> Result:
                             "message": f"adopted {journal_text(journal)}"}, new["token"])
 
 
+def pg_mig_revert(cfg: dict, journal: dict) -> Result:
+    """PostgreSQL: nothing to undo while the migration's transaction did not commit (its
+    container is gone, so is its connection); after it committed, only a restore goes back."""
+    live = pg_schema_version(cfg)
+    if live == journal.get("to") and journal.get("to") != journal.get("from"):
+        raise ToolError(f"cannot revert: PostgreSQL's database is at schema {live}, the migration's target (its "
+                        "transaction committed); finish it (deploy.yml starts the new release), or go back to the "
+                        f"backup taken before it ({journal.get('backup') or 'see moneytracker-db list'}) with "
+                        "restore.yml (docs/runbooks/roll-back-a-release.md)", EXIT_FAILED, live_schema=live)
+    text = f"the migration's transaction never committed: the database is at schema {live or '?'}, unchanged"
+    add_step(journal, "reverted", how="transaction rolled back", live_schema=live)
+    write_journal(cfg, journal)
+    LOG.warning("migration: %s reverted: %s", journal['id'], text, extra={"stderr": False})
+    return Result(EXIT_OK, {"ok": True, "reverted": "transaction rolled back", "live_schema": live, "database": None,
+                            "journal": journal, "message": text}, text)
+
+
 def mig_revert(cfg: dict, args, record: dict) -> Result:
     journal = require_journal(cfg)
+    if cfg["engine"] == "postgres":
+        return pg_mig_revert(cfg, journal)
     db, copy, aside = journal_db(cfg, journal)
     files = migration_files(db, copy, aside)
     refuse_problems(files)
@@ -3264,10 +3327,23 @@ def mig_revert(cfg: dict, args, record: dict) -> Result:
 
 def mig_finish(cfg: dict, args, record: dict) -> Result:
     journal = require_journal(cfg)
+    result = args.result
+    if cfg["engine"] == "postgres":
+        live = pg_schema_version(cfg)
+        migrated = live == journal.get("to")
+        if result == "done" and not migrated:
+            raise ToolError(f"cannot finish as done: PostgreSQL's database is at schema {live or '?'}, not "
+                            f"{journal.get('to')} (the migration's transaction did not commit); revert it instead",
+                            EXIT_FAILED, live_schema=live)
+        if result == "reverted" and migrated and journal.get("to") != journal.get("from"):
+            raise ToolError(f"cannot finish as reverted: PostgreSQL's database is at schema {live}, the migration's "
+                            "target (its transaction committed)", EXIT_FAILED, live_schema=live)
+        add_step(journal, f"finishing {result}", live_schema=live)
+        write_journal(cfg, journal)
+        return mig_close(cfg, args, journal, result)
     db, copy, aside = journal_db(cfg, journal)
     files = migration_files(db, copy, aside)
     refuse_problems(files)
-    result = args.result
     resumed = journal.get("state") == f"finishing {result}"  # a finish that was interrupted
     if result == "done":
         if not files["swapped"] and not (resumed and files["copy"] is None and files["aside"] is None):
@@ -3288,6 +3364,11 @@ def mig_finish(cfg: dict, args, record: dict) -> Result:
         if files["aside_is_live"]:
             os.unlink(aside)
             fsync_path(os.path.dirname(db))
+    return mig_close(cfg, args, journal, result)
+
+
+def mig_close(cfg: dict, args, journal: dict, result: str) -> Result:
+    """The journal, finished, into the history (the newest MIGRATION_HISTORY_KEEP kept)."""
     t = now()
     journal.update(state=result, result=result, finished=iso(t), finished_epoch=round(t, 3), message=args.message)
     add_step(journal, result, message=args.message)
@@ -3419,6 +3500,9 @@ def cmd_migration(cfg: dict, args) -> Result:
             return mig_adopt(cfg, args)
     if action not in MIGRATION_ACTIONS:
         raise UsageError("migration needs one of: begin, step, copy, run, swap, status, adopt, revert, finish")
+    if cfg["engine"] == "postgres" and action in ("copy", "swap", "run"):
+        raise UsageError(f"migration {action} is for SQLite (a copy migrated and swapped in); on PostgreSQL the "
+                         "migration runs in place in one transaction: begin, step, revert and finish keep its journal")
     require_token(cfg, args.lock_token)
     with jobs_lock(cfg, f"migration {action}", wait):
         record = require_token(cfg, args.lock_token)  # it may have been broken while we waited
