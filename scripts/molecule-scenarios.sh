@@ -33,7 +33,9 @@ if ((status != 0)); then
     log="$log_dir/molecule-$scenario.log"
     [[ -f $log ]] && grep -aq "Executed: Failed" "$log" || continue
     echo "=== FAILED scenario $scenario: its failed tests"
-    sed 's/\x1b\[[0-9;]*m//g; s/^ *│ \{0,1\}//' "$log" | grep -aE '^(FAILED|ERROR) |^E  ' | head -60 || true
+    sed 's/\x1b\[[0-9;]*m//g; s/^ *│ \{0,1\}//' "$log" \
+      | awk '/short test summary info/ {on = 1} on {print} on && /[0-9]+ (failed|passed|error)/ {on = 0}
+             /^E  / && n++ < 40 {print}' || true
   done
 fi
 exit "$status"
