@@ -33,6 +33,12 @@ options:
     description:
       - The backup to compare with (implies O(compare)). Default is the newest verified backup.
     type: path
+  target_time:
+    description:
+      - With the tool's C(engine) V(postgres), the point a point-in-time restore would go back to (ISO 8601
+        with a time zone; implies O(compare)); the rows written (inserted or updated) after it are counted per
+        table by their commit time.
+    type: str
   migration:
     description:
       - Whether to include C(migration status).
@@ -155,6 +161,7 @@ def main():
         argument_spec=common_argument_spec(
             compare=dict(type='bool', default=False),
             backup=dict(type='path'),
+            target_time=dict(type='str'),
             migration=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
@@ -176,8 +183,9 @@ def main():
     )
     if p['migration']:
         out['migration'] = run_ok(client, 'migration', 'status').details()
-    if p['compare'] or p['backup']:
-        args = ['compare'] + (['--backup', p['backup']] if p['backup'] else [])
+    if p['compare'] or p['backup'] or p['target_time']:
+        args = (['compare'] + (['--backup', p['backup']] if p['backup'] else [])
+                + (['--target-time', p['target_time']] if p['target_time'] else []))
         out['compare'] = run_ok(client, *args).details()
     out['cmd'] = client.results[-1].cmd
     module.exit_json(failed=False, **out)

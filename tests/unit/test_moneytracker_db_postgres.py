@@ -26,10 +26,15 @@ FAKE_DOCKER = textwrap.dedent('''\
       ps) echo c0ffee; exit 0 ;;
       exec)
         shift
-        while [ "$1" != c0ffee ]; do shift; done; shift
+        stdin=""
+        while [ "$1" != c0ffee ]; do [ "$1" = -i ] && stdin=yes; shift; done; shift
         cmd="$1"; shift
         if [ "$cmd" = pgbackrest ]; then shift; fi   # --stanza=...
         name="$cmd-$1"
+        if [ -n "$stdin" ]; then   # SQL on stdin (psql): kept, and answered by what it asks
+          sql="$(cat)"; printf '%s\\n' "$sql" >> "$dir/stdin.log"
+          case "$sql" in *pg_tables*) name=psql-tables ;; *pg_xact_commit_timestamp*) name=psql-compare ;; esac
+        fi
         [ -f "$dir/$name.out" ] && cat "$dir/$name.out"
         [ -f "$dir/$name.err" ] && cat "$dir/$name.err" >&2
         exit "$(cat "$dir/$name.rc" 2>/dev/null || echo 0)" ;;
@@ -240,3 +245,33 @@ def test_sqlite_only_migration_actions_are_refused_on_postgres(pg, args):
     run = pg[0]
     r = run("migration", args[0], "--lock-token", "x", *args[1:], "--json")
     assert r.rc == 2 and "for SQLite" in r.data["error"], r.out + r.err
+
+
+# --------------------------------------------------------------------------- compare (rollback)
+def test_compare_lists_the_rows_written_after_a_time_by_commit_timestamp(pg, tmp_path):
+    run, answer, calls = pg
+    answer("psql-tables", "accounts\tt\nalembic_version\tf\ntransactions\tt\n")
+    answer("psql-compare", "3\t0\t\n120\t2\t118,119\n")
+    r = run("compare", "--target-time", "2026-12-01T10:00:00Z", "--json")
+    assert r.rc == 0, r.out + r.err
+    assert r.data["writes_lost"] == 2 and r.data["target_time"] == "2026-12-01 10:00:00+00:00"
+    assert r.data["tables"] == {"accounts": {"live": 3, "backup": None, "new_count": 0, "new_ids": []},
+                                "transactions": {"live": 120, "backup": None, "new_count": 2, "new_ids": [118, 119]}}
+    # The time is a psql variable (never SQL text); one read-only snapshot; table names quoted.
+    exec_call = [c for c in calls() if "since=$1" in c][-1]
+    assert exec_call.endswith("2026-12-01 10:00:00+00:00")
+    sql = (tmp_path / "fake-docker" / "stdin.log").read_text()
+    assert "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;" in sql and "2026-12-01" not in sql
+    assert 'FROM "transactions" WHERE pg_xact_commit_timestamp(xmin) > :\'since\'::timestamptz' in sql
+    assert '"alembic_version"' not in sql
+
+
+def test_compare_on_postgres_needs_a_time_and_names_a_missing_setting(pg):
+    run, answer, _calls = pg
+    r = run("compare", "--json")
+    assert r.rc == 2 and "--target-time" in r.data["error"], r.out + r.err
+    answer("psql-tables", "transactions\tt\n")
+    answer("psql-compare", rc=3, err='ERROR:  could not get commit timestamp data\nHINT:  Make sure the '
+           'configuration parameter "track_commit_timestamp" is set.')
+    r = run("compare", "--target-time", "2026-12-01T10:00:00Z", "--json")
+    assert r.rc == 1 and "track_commit_timestamp is off" in r.data["error"], r.out + r.err

@@ -1,4 +1,4 @@
-"""Safe after a crash, on PostgreSQL: the controller is killed (SIGKILL to ansible-playbook's whole
+"""Safe after a crash, on PostgreSQL, and the way back across a migration: the controller is killed (SIGKILL to ansible-playbook's whole
 process group) at each step of the PostgreSQL migration flow that leaves a different state, while
 four clients write through the edge; then the operator's next command, deploy.yml with the same
 release, runs.
@@ -8,6 +8,11 @@ schema 0002 (the rerun finished the migration when PostgreSQL had committed it, 
 previous backend back and migrated again), the maintenance page off, the lock free, no migration
 journal open, every write answered 2xx present in PostgreSQL by id, and the rerun's output saying
 what it found (the journal's step, whether the transaction had committed) and what it did.
+
+Then rollback.yml across that migration: without app_rollback_restore it refuses and lists what
+a point-in-time restore to the moment the migration stopped the writes would lose; with it,
+1.0.0 serves on schema 0001 with every write answered before the maintenance window, and
+without exactly the writes made on 2.0.0 (the ones listed).
 """
 import json
 import os
@@ -58,14 +63,17 @@ def baseline(host):
     assert version(host)["release"] == "1.0.0"
     api(host, "POST", "/api/accounts", {"name": "crash-" + uuid.uuid4().hex[:6]})
     host.check_output(f"docker exec -u postgres {PG} pg_dump -Fc moneytracker > {DUMP}")
-    host.check_output(f"cp {PROJECT}/compose.yaml /root/v1-compose.yaml")
+    host.check_output(f"cp {PROJECT}/compose.yaml /root/v1-compose.yaml;"
+                      f" rm -rf /root/v1-releases; cp -a {PROJECT}/releases /root/v1-releases")
     yield DUMP
     reset_to_v1(host)
 
 
 def reset_to_v1(host):
     """Back to 1.0.0 / schema 0001 (a test fixture, not an operator procedure): the backend
-    stopped, the 1.0.0 compose file, the database from the dump, the backend started."""
+    stopped, the 1.0.0 compose file and release history, the database from the dump, the backend
+    started."""
+    host.check_output(f"rm -rf {PROJECT}/releases; cp -a /root/v1-releases {PROJECT}/releases")
     if version(host).get("release") == "1.0.0":
         return
     host.check_output(
@@ -105,3 +113,46 @@ def test_killed_controller_then_deploy_settles_and_loses_nothing(host, baseline,
     figures = writer_load.check(host, tag, records, database="postgres")
     writer_load.record(f"postgres crash: controller killed {delay} s into '{task}', then deploy.yml: {figures}",
                        "postgres")
+
+
+def test_rollback_across_the_migration_restores_to_when_writes_stopped(host, baseline):
+    reset_to_v1(host)
+    tag = "r" + uuid.uuid4().hex[:6]
+    writer_load.start(host, tag)
+    try:
+        rc, out = deploy(f"app_backend_image={V2}", playbook="migrate")
+        time.sleep(2)  # writes on 2.0.0 too
+    finally:
+        records = writer_load.stop(host, tag)
+    assert rc == 0, out[-3000:]
+    writer_load.check(host, tag, records, database="postgres")
+    posts = [r for r in records if r.get("m") == "POST"]
+    paged = [r["t"] for r in posts if r["s"] == 503]
+    assert paged, "no write met the maintenance page: the window was not under load"
+    before = sorted(r["id"] for r in posts if 200 <= r["s"] < 300 and r["t"] < min(paged))
+    # Started after the page was first met: served by 2.0.0 once the page went off.
+    after = sorted(r["id"] for r in posts if 200 <= r["s"] < 300 and r["t"] > min(paged))
+    assert before and after, (len(before), len(after))
+    newest = host.check_output(f"ls {PROJECT}/releases | sort | tail -1")
+    stopped_at = json.loads(host.check_output(f"cat {PROJECT}/releases/{newest}/release.json"))["writes_stopped_at"]
+
+    rc, out = deploy(playbook="rollback")
+    flat = " ".join(out.replace("''", "'").split())
+    assert rc != 0 and f"PostgreSQL can be restored to {stopped_at}" in flat, flat[-3000:]
+    assert f"losing the {len(after)} rows written since" in flat, flat[-3000:]
+    assert "transactions ids " + ", ".join(map(str, after[:20])) in flat, flat[-3000:]
+    assert version(host)["release"] == "2.0.0", "the refused rollback changed something"
+
+    rc, out = deploy("app_rollback_restore=true", playbook="rollback")
+    flat = " ".join(out.replace("''", "'").split())
+    assert rc == 0 and f"PostgreSQL restored to {stopped_at}" in flat, flat[-3000:]
+    v = version(host)
+    assert (v["release"], v["schema"]) == ("1.0.0", "0001"), v
+    ids = {int(x) for x in writer_load.pg_query(host, "SELECT id FROM transactions").split()}
+    assert set(before) <= ids, f"writes answered before the window are gone: {sorted(set(before) - ids)[:10]}"
+    assert not set(after) & ids, f"writes made on 2.0.0 are still there: {sorted(set(after) & ids)[:10]}"
+    status = json.loads(host.check_output(f"{TOOL} migration status --json"))
+    assert (status["unfinished"], status["lock"]["state"]) == (False, "free"), status
+    assert not host.file(f"{PROJECT}/maintenance/on").exists
+    writer_load.record(f"postgres rollback with restore to {stopped_at}: {len(before)} writes from before the "
+                       f"window kept, the {len(after)} made on 2.0.0 gone, as listed", "postgres")

@@ -2382,11 +2382,87 @@ def backup_max_ids(cfg: dict, backup: Backup, tables: dict[str, str]) -> tuple[d
     return out, "backup"
 
 
+PG_COMPARE_SQL = r"""
+SELECT t.tablename, EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = 'public'
+       AND c.table_name = t.tablename AND c.column_name = 'id' AND c.data_type IN ('integer', 'bigint', 'smallint'))
+FROM pg_tables t WHERE t.schemaname = 'public' ORDER BY 1
+"""
+
+
+def pg_compare(cfg: dict, args) -> Result:
+    """PostgreSQL: what a point-in-time restore to --target-time would lose, per table of the public
+    schema: its rows, and the rows written (inserted or updated) after that time by their commit
+    timestamps (track_commit_timestamp; rows deleted since cannot be seen). Read-only, in one
+    REPEATABLE READ snapshot; table names from pg_tables, always quoted (quote_ident's rule); the
+    time goes in as a psql variable, never as SQL text."""
+    target, _epoch = pg_target_time(getattr(args, "target_time", None))
+    if not target:
+        raise UsageError("compare with engine postgres needs --target-time (the point a restore would go back to)")
+    container = pg_container(cfg)
+
+    def psql(sql: str) -> list[list[str]]:
+        argv = ["docker", "exec", "-i", "-u", "postgres", container, "sh", "-c",
+                'exec psql -X -q -At -F "\t" -v ON_ERROR_STOP=1 -v "since=$1" -d "$POSTGRES_DB"', "sh", target]
+        try:
+            proc = subprocess.run(argv, input=sql, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_SECONDS,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ToolError(f"cannot ask PostgreSQL: {exc}") from exc
+        if proc.returncode != 0:
+            raise ToolError(f"PostgreSQL: {one_line(proc.stderr or proc.stdout)[-600:]}")
+        return [line.split("\t") for line in proc.stdout.splitlines() if line]
+
+    tables_with_id = [(name, has_id == "t") for name, has_id in psql(PG_COMPARE_SQL)]
+    queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"]
+    names = [name for name, _ in tables_with_id if name != "alembic_version"]
+    newer = "pg_xact_commit_timestamp(xmin) > :'since'::timestamptz"
+    for name, has_id in tables_with_id:
+        if name == "alembic_version":
+            continue
+        q = '"' + name.replace('"', '""') + '"'  # quote_ident's rule; the name comes from pg_tables
+        ids = (f"(SELECT string_agg(id::text, ',') FROM (SELECT id FROM {q} WHERE {newer} ORDER BY id LIMIT 20) x)"
+               if has_id else "NULL")
+        queries.append(f"SELECT (SELECT count(*) FROM {q}), (SELECT count(*) FROM {q} WHERE {newer}), {ids};")
+    queries.append("COMMIT;")
+    try:
+        rows = psql("\n".join(queries))
+    except ToolError as exc:
+        if "commit timestamp" in str(exc):
+            raise ToolError("PostgreSQL does not track commit timestamps (track_commit_timestamp is off: deploy this "
+                            "collection's compose file): which rows a restore would lose cannot be told") from exc
+        raise
+    tables: dict[str, dict] = {}
+    lost = 0
+    if len(rows) != len(names):
+        raise ToolError(f"PostgreSQL answered {len(rows)} row(s) for {len(names)} table(s)")
+    for name, (live, newer_count, ids) in zip(names, rows):
+        new_ids = [int(x) for x in ids.split(",")] if ids else []
+        tables[name] = {"live": int(live), "backup": None, "new_count": int(newer_count), "new_ids": new_ids}
+        lost += int(newer_count)
+    lines = [f"compare PostgreSQL (compose project {cfg['postgres']['project']}) with a restore to {target}"]
+    for name, row in tables.items():
+        more = f", ... ({row['new_count']} in all)" if row["new_count"] > len(row["new_ids"]) else ""
+        detail = (f"{row['new_count']} row(s) written after it" + (f", ids {', '.join(map(str, row['new_ids']))}{more}"
+                                                                  if row["new_ids"] else "")
+                  if row["new_count"] else "nothing written after it")
+        lines.append(f"  {name}: live {row['live']}; {detail}")
+    lines.append(f"a restore to {target} would lose {lost} row(s) written after it (inserted or updated; by commit time)")
+    return Result(EXIT_OK, {"ok": True, "engine": "postgres", "backup": None, "target_time": target,
+                            "backup_started": target, "database": f"postgres: compose project {cfg['postgres']['project']}",
+                            "tables": tables, "writes_lost": lost, "max_ids_from": "commit timestamps",
+                            "message": f"a restore to {target} would lose {lost} row(s)"}, "\n".join(lines))
+
+
 def cmd_compare(cfg: dict, args) -> Result:
     """What a restore of a backup would lose: per table of the live database its row count, the
     backup's (manifest), and the ids written after the backup. Read-only: the live file is opened
     mode=ro; table names come from the live sqlite_master and are always quoted; nothing from the
     manifest ever becomes SQL."""
+    if cfg["engine"] == "postgres":
+        return pg_compare(cfg, args)
+    if getattr(args, "target_time", None):
+        raise UsageError("--target-time is for engine postgres (a restore to a point in time); on SQLite compare "
+                         "with a backup (--backup)")
     db = resolve_database(cfg)
     backup = choose_backup(cfg, args)
     if not backup.verified or not backup.manifest:
@@ -3606,6 +3682,8 @@ def build_parser() -> Parser:
     p = add("compare", cmd_compare, "what a restore of a backup would lose (per table: live rows, backup rows, "
                                     "ids written after it); read-only")
     p.add_argument("--backup", metavar="PATH", help="backup file (default: the newest verified)")
+    p.add_argument("--target-time", metavar="TIME", help="engine postgres: the point a restore would go back to "
+                   "(ISO 8601 with a zone); lists the rows written after it by their commit time")
     add("config", cmd_config, "check the configuration and print it as the tool reads it (bad: exit 2)")
 
     p = add("lock", cmd_lock, "the maintenance lock: acquire, release, status, break")

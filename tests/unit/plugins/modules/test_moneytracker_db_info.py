@@ -44,3 +44,10 @@ def test_info_shows_the_lock_and_fails_on_a_missing_backup(run_module, env):
     assert "token" not in res["lock"]["owner"]
     r = run_module("info", compare=True)
     assert r.rc == 1 and r.result["failed"] is True and "no verified backup" in r.result["msg"]
+
+
+def test_info_passes_target_time_to_compare(run_module):
+    """target_time is the tool's compare --target-time (engine postgres; tests/unit/
+    test_moneytracker_db_postgres.py has what it answers there): on SQLite the tool refuses it by name."""
+    r = run_module("info", target_time="2026-12-01T10:00:00Z", migration=False)
+    assert r.rc == 1 and "--target-time is for engine postgres" in r.result["msg"], r.result
