@@ -159,7 +159,7 @@ def bench_sqlite(work: str, size: int) -> dict:
     os.sync()
     backup_s, backup = tool(config, "backup")
     log(f"SQLite: backup {backup_s:.1f} s ({backup.get('backup')})")
-    restore_s, _ = tool(config, "restore", "--yes")
+    restore_s = tool(config, "restore", "--yes")[0]
     log(f"SQLite: restore {restore_s:.1f} s")
     return {"size": built["size"], "rows": built["rows"], "backup_s": backup_s, "restore_s": restore_s,
             "stored": os.path.getsize(backup["backup"])}
@@ -209,7 +209,7 @@ def bench_postgres(work: str, size: int) -> dict:
     after = int(psql(project_dir, "SELECT count(*) FROM transactions"))
     if after != rows:
         raise RuntimeError(f"PostgreSQL restore: {after} rows, {rows} before")
-    stored = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(os.path.join(repo, "backup"))
+    stored = sum(os.path.getsize(os.path.join(d, f)) for d, _dirs, files in os.walk(os.path.join(repo, "backup"))
                  for f in files)
     return {"size": db_size, "rows": rows, "backup_s": backup_s, "restore_s": restore_s, "stored": stored,
             "restore_phase_s": restored.get("restore_seconds"), "replay_s": restored.get("replay_seconds")}

@@ -105,7 +105,7 @@ def test_killed_controller_then_deploy_settles_and_loses_nothing(host, baseline,
     status = json.loads(host.check_output(f"{TOOL} migration status --json"))
     assert (status["unfinished"], status["lock"]["state"]) == (False, "free"), status
     assert not host.file(f"{PROJECT}/maintenance/on").exists
-    assert host.run(f"docker ps -a --format '{{{{.Names}}}}' | grep -c migrate").stdout.strip() == "0"
+    assert host.run("docker ps -a --format '{{.Names}}' | grep -c migrate").stdout.strip() == "0"
     newest = host.check_output(f"ls {PROJECT}/releases | sort | tail -1")
     release = json.loads(host.check_output(f"cat {PROJECT}/releases/{newest}/release.json"))
     assert (release["backend_image"], release["schema_before"], release["schema_after"]) == (V2, "0001", "0002"), release

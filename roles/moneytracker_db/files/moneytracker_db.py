@@ -2414,7 +2414,7 @@ def pg_compare(cfg: dict, args) -> Result:
 
     tables_with_id = [(name, has_id == "t") for name, has_id in psql(PG_COMPARE_SQL)]
     queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"]
-    names = [name for name, _ in tables_with_id if name != "alembic_version"]
+    names = [name for name, _has_id in tables_with_id if name != "alembic_version"]
     newer = "pg_xact_commit_timestamp(xmin) > :'since'::timestamptz"
     for name, has_id in tables_with_id:
         if name == "alembic_version":
@@ -2442,9 +2442,8 @@ def pg_compare(cfg: dict, args) -> Result:
     lines = [f"compare PostgreSQL (compose project {cfg['postgres']['project']}) with a restore to {target}"]
     for name, row in tables.items():
         more = f", ... ({row['new_count']} in all)" if row["new_count"] > len(row["new_ids"]) else ""
-        detail = (f"{row['new_count']} row(s) written after it" + (f", ids {', '.join(map(str, row['new_ids']))}{more}"
-                                                                  if row["new_ids"] else "")
-                  if row["new_count"] else "nothing written after it")
+        ids = f", ids {', '.join(map(str, row['new_ids']))}{more}" if row["new_ids"] else ""
+        detail = f"{row['new_count']} row(s) written after it{ids}" if row["new_count"] else "nothing written after it"
         lines.append(f"  {name}: live {row['live']}; {detail}")
     lines.append(f"a restore to {target} would lose {lost} row(s) written after it (inserted or updated; by commit time)")
     return Result(EXIT_OK, {"ok": True, "engine": "postgres", "backup": None, "target_time": target,
