@@ -100,8 +100,11 @@ lint: setup
 sanity: $(VENV)/.installed
 	scripts/sanity.sh $(SANITY_ARGS)
 
+# Two processes (pytest-xdist): ~2 min instead of ~3.6 on this 2-core machine; every test has its
+# own tmp_path. UNIT_JOBS=0 runs them in one process.
+UNIT_JOBS ?= auto
 unit: setup
-	pytest tests/unit
+	pytest -n $(UNIT_JOBS) tests/unit
 
 # promtool from PATH, or else the one in the Prometheus test image (built by `make images`).
 prometheus-rules: setup images
