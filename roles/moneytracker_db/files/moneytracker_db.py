@@ -2412,13 +2412,11 @@ def pg_compare(cfg: dict, args) -> Result:
             raise ToolError(f"PostgreSQL: {one_line(proc.stderr or proc.stdout)[-600:]}")
         return [line.split("\t") for line in proc.stdout.splitlines() if line]
 
-    tables_with_id = [(name, has_id == "t") for name, has_id in psql(PG_COMPARE_SQL)]
+    tables = [(name, has_id == "t") for name, has_id in psql(PG_COMPARE_SQL) if name != "alembic_version"]
+    names = [name for name, _has_id in tables]
     queries = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"]
-    names = [name for name, _has_id in tables_with_id if name != "alembic_version"]
     newer = "pg_xact_commit_timestamp(xmin) > :'since'::timestamptz"
-    for name, has_id in tables_with_id:
-        if name == "alembic_version":
-            continue
+    for name, has_id in tables:
         q = '"' + name.replace('"', '""') + '"'  # quote_ident's rule; the name comes from pg_tables
         ids = (f"(SELECT string_agg(id::text, ',') FROM (SELECT id FROM {q} WHERE {newer} ORDER BY id LIMIT 20) x)"
                if has_id else "NULL")
@@ -2431,16 +2429,16 @@ def pg_compare(cfg: dict, args) -> Result:
             raise ToolError("PostgreSQL does not track commit timestamps (track_commit_timestamp is off: deploy this "
                             "collection's compose file): which rows a restore would lose cannot be told") from exc
         raise
-    tables: dict[str, dict] = {}
+    found: dict[str, dict] = {}
     lost = 0
     if len(rows) != len(names):
         raise ToolError(f"PostgreSQL answered {len(rows)} row(s) for {len(names)} table(s)")
     for name, (live, newer_count, ids) in zip(names, rows):
         new_ids = [int(x) for x in ids.split(",")] if ids else []
-        tables[name] = {"live": int(live), "backup": None, "new_count": int(newer_count), "new_ids": new_ids}
+        found[name] = {"live": int(live), "backup": None, "new_count": int(newer_count), "new_ids": new_ids}
         lost += int(newer_count)
     lines = [f"compare PostgreSQL (compose project {cfg['postgres']['project']}) with a restore to {target}"]
-    for name, row in tables.items():
+    for name, row in found.items():
         more = f", ... ({row['new_count']} in all)" if row["new_count"] > len(row["new_ids"]) else ""
         ids = f", ids {', '.join(map(str, row['new_ids']))}{more}" if row["new_ids"] else ""
         detail = f"{row['new_count']} row(s) written after it{ids}" if row["new_count"] else "nothing written after it"
@@ -2448,7 +2446,7 @@ def pg_compare(cfg: dict, args) -> Result:
     lines.append(f"a restore to {target} would lose {lost} row(s) written after it (inserted or updated; by commit time)")
     return Result(EXIT_OK, {"ok": True, "engine": "postgres", "backup": None, "target_time": target,
                             "backup_started": target, "database": f"postgres: compose project {cfg['postgres']['project']}",
-                            "tables": tables, "writes_lost": lost, "max_ids_from": "commit timestamps",
+                            "tables": found, "writes_lost": lost, "max_ids_from": "commit timestamps",
                             "message": f"a restore to {target} would lose {lost} row(s)"}, "\n".join(lines))
 
 
