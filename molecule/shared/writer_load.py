@@ -132,8 +132,12 @@ def stop(host, tag: str) -> list[dict]:
 def pg_query(host, sql: str, db: str = "moneytracker") -> str:
     """psql in the PostgreSQL container (the local superuser over the socket), in a read-only
     transaction: unaligned rows, fields separated by |."""
+    # Compose names the container; under Swarm it is the task of the service moneytracker_postgres.
+    container = (f"$(docker ps -q --filter label=com.docker.swarm.service.name=moneytracker_postgres | head -1)"
+                 if host.run("docker ps -q --filter label=com.docker.swarm.service.name=moneytracker_postgres"
+                             " | grep -q .").rc == 0 else PG_CONTAINER)
     return host.check_output(
-        f"docker exec -u postgres {PG_CONTAINER} psql -X -q -v ON_ERROR_STOP=1 -At -F '|' -d {db}"
+        f"docker exec -u postgres {container} psql -X -q -v ON_ERROR_STOP=1 -At -F '|' -d {db}"
         f" -c 'SET default_transaction_read_only = on' -c \"{sql}\"")
 
 

@@ -156,6 +156,7 @@ def app_settings_problems(s):
         p.extend(ports_published_twice(s["_published_ports"]))
 
     p.extend(_postgres_problems(s))
+    p.extend(_swarm_problems(s))
 
     if s["app_image_source"] == "archive" and not s["app_image_archive_dir"]:
         p.append("With app_image_source=archive set app_image_archive_dir to the controller directory "
@@ -176,6 +177,39 @@ def app_settings_problems(s):
             p.append(f"app_image_source=archive, but these tarballs are missing on the controller: "
                      f"{', '.join(missing)} (in {folder}). Build them (examples/moneytracker/build.sh --save DIR) "
                      f"or fix app_image_archive_dir.")
+    return p
+
+
+def _swarm_problems(s):
+    """app_orchestrator and, with swarm, its values (s as for app_settings_problems, plus _managers:
+    the inventory group moneytracker_managers)."""
+    orchestrator = s.get("app_orchestrator", "compose")
+    if orchestrator not in ("compose", "swarm"):
+        return [f"app_orchestrator must be compose or swarm (got '{str(orchestrator)}')."]
+    if orchestrator != "swarm":
+        return []
+    p = []
+    if s.get("app_database") != "postgres":
+        p.append(f"app_orchestrator=swarm runs the backend on several hosts, which SQLite (one file on one host's "
+                 f"volume) cannot serve: set app_database: postgres (got '{str(s.get('app_database'))}'; to keep "
+                 f"this host's SQLite data, move it first with playbooks/move_to_postgres.yml on Compose).")
+    if s.get("app_swarm_routing") not in ("dnsrr", "mesh"):
+        p.append(f"app_swarm_routing must be dnsrr (DNS round robin and host-mode ports: no IPVS needed) or mesh "
+                 f"(virtual IPs and the ingress routing mesh: needs IPVS), got '{str(s.get('app_swarm_routing'))}'.")
+    for name, minimum in (("app_backend_replicas", 1), ("app_frontend_replicas", 1)):
+        _integer(p, name, s.get(name), minimum, "")
+    if not s.get("_managers"):
+        p.append("app_orchestrator=swarm needs the inventory group moneytracker_managers (its first host creates "
+                 "the swarm and runs PostgreSQL); the other hosts of moneytracker join as workers "
+                 "(inventories/production/swarm.yml.example).")
+    if s.get("app_tls_source", "none") != "none":
+        p.append(f"app_tls_source={s.get('app_tls_source')} is not built for app_orchestrator=swarm yet (the edge "
+                 f"would need the certificate on every edge node): use app_tls_source: none behind a TLS load "
+                 f"balancer, or Compose.")
+    debug_port = str(s.get("app_backend_debug_port", 0))
+    if _DIGITS.match(debug_port) and int(debug_port) != 0:
+        p.append("app_backend_debug_port is a Compose-only port (127.0.0.1 of one host): set it to 0 with "
+                 "app_orchestrator=swarm.")
     return p
 
 
@@ -234,13 +268,19 @@ def _postgres_problems(s):
     workers = str(s.get("_web_concurrency"))
     if sizes_ok and counts_ok and _DIGITS.match(workers):
         pool = int(str(s["app_postgres_pool_size"]))
-        needed = 2 * int(workers) * pool + 10
+        # Backends at once: two releases during a Compose rollout; under Swarm the replicas plus the
+        # one a start-first update adds.
+        swarm = s.get("app_orchestrator") == "swarm" and _DIGITS.match(str(s.get("app_backend_replicas")))
+        instances = int(str(s["app_backend_replicas"])) + 1 if swarm else 2
+        why = (f"{instances - 1} backend tasks + 1 during a rolling update" if swarm
+               else "2 releases during a rollout")
+        needed = instances * int(workers) * pool + 10
         sizing = postgres_sizing(s["app_postgres_mem_limit"], needed)
         if not sizing["fits"]:
             p.append(f"app_postgres_mem_limit={str(s['app_postgres_mem_limit'])} is too small for the connections the "
                      f"backend needs: sized from it, PostgreSQL gets shared_buffers {sizing['shared_buffers_mb']} MiB "
                      f"and max_connections {sizing['max_connections']}, and the backend needs {needed} "
-                     f"(2 releases during a rollout x {workers} workers x app_postgres_pool_size {pool}, + 10 for "
+                     f"({why} x {workers} workers x app_postgres_pool_size {pool}, + 10 for "
                      f"migrations, backups and monitoring). Set app_postgres_mem_limit to at least "
                      f"{sizing['min_mem_mb']}m, or lower app_postgres_pool_size or app_web_concurrency.")
         elif int(str(s["app_postgres_pids_limit"])) < sizing["max_connections"] + 32:
@@ -289,6 +329,13 @@ def docker_settings_problems(s):
     if clash:
         p.append(f"docker_daemon_options sets {', '.join(clash)}; use docker_log_driver / docker_live_restore "
                  f"for those instead.")
+    if s.get("docker_swarm"):
+        managers = s.get("docker_swarm_managers") or []
+        if not isinstance(managers, list) or not managers:
+            p.append("docker_swarm is true but docker_swarm_managers is empty: name at least one manager "
+                     "(deploy.yml takes them from the inventory group moneytracker_managers).")
+        if not isinstance(s.get("docker_swarm_node_labels") or {}, dict):
+            p.append("docker_swarm_node_labels must be a mapping of label names to values.")
     return p
 
 

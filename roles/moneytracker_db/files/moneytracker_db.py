@@ -1367,18 +1367,26 @@ def pg_state_path(cfg: dict) -> str:
 
 
 def pg_container(cfg: dict) -> str:
+    """The running PostgreSQL container: the Compose service's, or under Docker Swarm
+    (app_orchestrator swarm) the task of the stack's service on this node."""
     pg = cfg["postgres"]
-    argv = ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={pg['project']}",
-            "--filter", f"label=com.docker.compose.service={pg['service']}", "--filter", "status=running"]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ToolError(f"cannot ask Docker for the PostgreSQL container: {exc}") from exc
-    ids = proc.stdout.split()
-    if proc.returncode != 0 or not ids:
-        raise ToolError(f"no running PostgreSQL container (compose project {pg['project']}, service "
-                        f"{pg['service']}){': ' + one_line(proc.stderr)[-200:] if proc.stderr.strip() else ''}")
-    return ids[0]
+    filters = (["--filter", f"label=com.docker.compose.project={pg['project']}",
+                "--filter", f"label=com.docker.compose.service={pg['service']}"],
+               ["--filter", f"label=com.docker.swarm.service.name={pg['project']}_{pg['service']}"])
+    err = ""
+    for labels in filters:
+        argv = ["docker", "ps", "-q", *labels, "--filter", "status=running"]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ToolError(f"cannot ask Docker for the PostgreSQL container: {exc}") from exc
+        ids = proc.stdout.split()
+        if proc.returncode == 0 and ids:
+            return ids[0]
+        err = err or proc.stderr.strip()
+    raise ToolError(f"no running PostgreSQL container (compose project {pg['project']}, service "
+                    f"{pg['service']}; or the Swarm service {pg['project']}_{pg['service']} on this node)"
+                    f"{': ' + one_line(err)[-200:] if err else ''}")
 
 
 def pgbackrest(cfg: dict, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS,

@@ -1,0 +1,169 @@
+"""app_orchestrator: swarm on three test hosts (issue 14), in order: the swarm formed from a bare start
+(converge: release 2.0.0, its schema created by a one-off job), the app's round trip through the edge
+and backend tasks on at least two nodes; an idempotent rerun (changed=0 on every host, no task
+replaced); a rolling update of the backend (2.0.0 -> 2.0.1, no migration) under writers that GET and
+POST through the edge the whole time: every response 2xx (connection errors counted as failures),
+every POST answered 201 in PostgreSQL by id; an update to an image that never gets healthy
+(2.0.1-unready): Swarm rolls it back by itself, 0 failed requests, the play fails naming the cause;
+a worker host stopped (`docker stop` of its test host) under writers: its backend task runs again on
+the others, the requests that failed (if any) all started before the manager marked the node down
+(the detection time, measured and recorded), no acknowledged write lost, and the node is Ready again
+once started. The clients run on the manager and use its edge (127.0.0.1:8080, host-mode port).
+"""
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api, deploy  # noqa: E402  pylint: disable=wrong-import-position
+
+BACKEND = "moneytracker_backend"
+V201 = "moneytracker/backend:2.0.1"
+UNREADY = "moneytracker/backend:2.0.1-unready"
+
+
+def recaps(out):
+    """{host: {'ok': N, 'changed': N, ...}} from the play recap."""
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*(mt-swarm-\d)\s*:\s*(ok=.*)$", line)
+        if m:
+            found[m.group(1)] = {k: int(v) for k, v in (kv.split("=") for kv in m.group(2).split())}
+    return found
+
+
+def tasks(manager, service=BACKEND):
+    """The service's running tasks: [(task id, node, image)]."""
+    out = manager.check_output(f"docker service ps {service} --filter desired-state=running "
+                               "--format '{{.ID}} {{.Node}} {{.Image}} {{.CurrentState}}'")
+    return [tuple(line.split()[:3]) for line in out.splitlines() if " Running " in f" {line} "]
+
+
+def service_image(manager, service=BACKEND):
+    return manager.check_output(f"docker service inspect {service} --format '{{{{.Spec.TaskTemplate.ContainerSpec.Image}}}}'")
+
+
+def failures(records):
+    return [r for r in records if not 200 <= r["s"] < 300]
+
+
+def test_three_nodes_form_one_swarm(manager, workers):
+    nodes = manager.check_output("docker node ls --format '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'")
+    lines = sorted(nodes.splitlines())
+    assert [line.split()[:3] for line in lines] == [[f"mt-swarm-{i}", "Ready", "Active"] for i in (1, 2, 3)], nodes
+    assert lines[0].endswith("Leader"), nodes
+    for node in [manager] + workers:
+        # dockerd refuses a swarm with live-restore: the docker role turned it off.
+        assert node.check_output("docker info --format '{{.LiveRestoreEnabled}} {{.Swarm.LocalNodeState}}'") == "false active"
+    labels = manager.check_output("docker node inspect mt-swarm-1 --format '{{json .Spec.Labels}}'")
+    assert json.loads(labels) == {"moneytracker.edge": "true", "moneytracker.postgres": "true"}
+
+
+def test_round_trip_through_the_edge_and_tasks_on_two_nodes(manager):
+    account = api(manager, "POST", "/api/accounts", {"name": "swarm-roundtrip", "currency": "EUR"})
+    tx = api(manager, "POST", "/api/transactions", {"account_id": account["id"], "amount_cents": 1234,
+                                                     "description": "swarm round trip", "occurred_on": "2026-12-01"})
+    assert any(t["id"] == tx["id"] for t in api(manager, "GET", f"/api/transactions?account_id={account['id']}"))
+    running = tasks(manager)
+    assert len(running) == 3, running
+    assert len({node for _, node, _ in running}) >= 2, running
+    # PostgreSQL runs on the labelled node, and the password is a Swarm secret, in no environment.
+    assert {node for _, node, _ in tasks(manager, "moneytracker_postgres")} == {"mt-swarm-1"}
+    spec = manager.check_output(f"docker service inspect {BACKEND} moneytracker_postgres")
+    password = manager.check_output("docker exec $(docker ps -q -f label=com.docker.swarm.service.name=moneytracker_postgres"
+                                    " | head -1) cat /run/secrets/postgres_password")
+    assert len(password) >= 16 and password not in spec
+    assert "/run/secrets/postgres_password" in spec
+
+
+def test_rerun_changes_nothing_and_replaces_no_task(manager):
+    before = sorted(tasks(manager))
+    rc, out = deploy()
+    assert rc == 0, out[-3000:]
+    counts = recaps(out)
+    assert set(counts) == {"mt-swarm-1", "mt-swarm-2", "mt-swarm-3"}, out[-2000:]
+    assert all(c["changed"] == 0 for c in counts.values()), counts
+    assert sorted(tasks(manager)) == before
+
+
+def test_rolling_update_under_load_fails_no_request(manager):
+    writer_load.start(manager, "roll", writers=4, reads=True)
+    started = time.time()
+    rc, out = deploy(f"app_backend_image={V201}")
+    records = writer_load.stop(manager, "roll")
+    assert rc == 0, out[-3000:]
+    assert service_image(manager) == V201
+    assert {image for _, _, image in tasks(manager)} == {V201}
+    figures = writer_load.check(manager, "roll", records, database="postgres")
+    writer_load.record(f"swarm rolling update 2.0.0 -> 2.0.1 (3 tasks, start-first) under 4 writers (GET + POST): "
+                       f"{len(records)} requests in {time.time() - started:.0f} s, {len(failures(records))} failed; "
+                       f"{figures['answered_2xx']} POSTs answered 2xx, all in PostgreSQL by id", "swarm")
+    assert not failures(records), failures(records)[:5]
+
+
+def test_update_that_never_gets_healthy_is_rolled_back_by_swarm(manager):
+    writer_load.start(manager, "unready", writers=4, reads=True)
+    rc, out = deploy(f"app_backend_image={UNREADY}")
+    records = writer_load.stop(manager, "unready")
+    flat = " ".join(out.split())
+    assert rc != 0, out[-3000:]
+    assert "did not converge" in flat and "rollback" in flat, flat[-3000:]
+    assert "Swarm rolled the update back by itself" in flat, flat[-3000:]
+    assert service_image(manager) == V201
+    assert {image for _, _, image in tasks(manager)} == {V201}
+    state = manager.check_output(f"docker service inspect {BACKEND} --format '{{{{.UpdateStatus.State}}}}'")
+    assert state == "rollback_completed"
+    figures = writer_load.check(manager, "unready", records, database="postgres")
+    writer_load.record(f"swarm update to a never-healthy image under 4 writers: rolled back by Swarm; "
+                       f"{len(records)} requests, {len(failures(records))} failed, "
+                       f"{figures['answered_2xx']} POSTs answered 2xx, all in PostgreSQL", "swarm")
+    assert not failures(records), failures(records)[:5]
+
+
+def test_worker_lost_under_load(manager):
+    by_node = {}
+    for _, node, _ in tasks(manager):
+        by_node.setdefault(node, []).append(node)
+    lost = next(n for n in ("mt-swarm-3", "mt-swarm-2") if n in by_node)
+    writer_load.start(manager, "lost", writers=4, reads=True)
+    stopped = time.time()
+    subprocess.run(["docker", "stop", lost], check=True, capture_output=True, timeout=120)
+    stop_returned = time.time()
+    down = rescheduled = None
+    deadline = time.time() + 180
+    while time.time() < deadline and rescheduled is None:
+        status = manager.check_output(f"docker node inspect {lost} --format '{{{{.Status.State}}}}'")
+        if down is None and status == "down":
+            down = time.time()
+        running = tasks(manager)
+        if down is not None and len(running) == 3 and lost not in {node for _, node, _ in running}:
+            rescheduled = time.time()
+        time.sleep(0.5)
+    time.sleep(3)
+    records = writer_load.stop(manager, "lost")
+    assert down is not None, f"{lost} never marked down"
+    assert rescheduled is not None, f"its task was not rescheduled: {tasks(manager)}"
+    figures = writer_load.check(manager, "lost", records, database="postgres")
+    failed = failures(records)
+    late = [r for r in failed if r["t"] > down + 2]
+    writer_load.record(
+        f"swarm worker {lost} stopped (docker stop {stop_returned - stopped:.1f} s) under 4 writers: marked down "
+        f"{down - stopped:.1f} s after the stop began, its backend task running elsewhere at "
+        f"{rescheduled - stopped:.1f} s; {len(records)} requests, {len(failed)} failed "
+        f"({sorted({r['s'] for r in failed})}, within {max((r['t'] for r in failed), default=stopped) - stopped:.1f} s "
+        f"of the stop); {figures['answered_2xx']} POSTs answered 2xx, all in PostgreSQL", "swarm")
+    assert not late, f"requests failed after the node was marked down: {late[:5]}"
+
+    subprocess.run(["docker", "start", lost], check=True, capture_output=True, timeout=120)
+    started = time.time()
+    while time.time() < started + 180:
+        if manager.check_output(f"docker node inspect {lost} --format '{{{{.Status.State}}}}'") == "ready":
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"{lost} did not rejoin: " + manager.check_output("docker node ls"))
+    writer_load.record(f"swarm worker {lost} started again: Ready {time.time() - started:.1f} s later", "swarm")
