@@ -21,7 +21,7 @@ Inside such a block:
 Other fenced blocks (```text, ```json, a bare ```) are output or files and are never run.
 
 Used by molecule/migrate/tests/test_runbooks.py, molecule/tls/tests/test_tls.py and
-molecule/postgres/tests/test_move.py (run the
+molecule/postgres/tests/test_move.py and molecule/swarm/tests/test_swarm_runbook.py (run the
 commands on a test host, with run_as_written below) and tests/unit/test_runbook_commands.py (every block of the tested runbooks parses; every
 placeholder is known).
 """
@@ -44,6 +44,7 @@ TESTED_BY = {
     "integrity-check-failed.md": "migrate",
     "certificate-renewal-failed.md": "tls",
     "move-to-postgres.md": "postgres",
+    "swarm-nodes.md": "swarm",
 }
 TESTED_RUNBOOKS = tuple(TESTED_BY)
 
@@ -69,6 +70,7 @@ PLACEHOLDERS = {
     "<controller-pid>": "the controller pid in the lock record (`controller pid N` in `moneytracker-db lock status`)",
     "<highest-id>": "the highest id of transactions at the move, as the move's message names it",
     "<moved-time>": "the time in the name of the SQLite file the move kept (moneytracker.db.moved-<UTC time>)",
+    "<node>": "a swarm node's hostname, as `docker node ls` shows it",
 }
 
 _FENCE = re.compile(r"^(\s*)```(.*)$")

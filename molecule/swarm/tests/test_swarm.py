@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
@@ -64,7 +65,7 @@ def test_three_nodes_form_one_swarm(manager, workers):
 
 
 def test_round_trip_through_the_edge_and_tasks_on_two_nodes(manager):
-    account = api(manager, "POST", "/api/accounts", {"name": "swarm-roundtrip", "currency": "EUR"})
+    account = api(manager, "POST", "/api/accounts", {"name": "swarm-roundtrip"})
     tx = api(manager, "POST", "/api/transactions", {"account_id": account["id"], "amount_cents": 1234,
                                                      "description": "swarm round trip", "occurred_on": "2026-12-01"})
     assert any(t["id"] == tx["id"] for t in api(manager, "GET", f"/api/transactions?account_id={account['id']}"))
@@ -91,14 +92,15 @@ def test_rerun_changes_nothing_and_replaces_no_task(manager):
 
 
 def test_rolling_update_under_load_fails_no_request(manager):
-    writer_load.start(manager, "roll", writers=4, reads=True)
+    tag = "roll" + uuid.uuid4().hex[:6]
+    writer_load.start(manager, tag, writers=4, reads=True)
     started = time.time()
     rc, out = deploy(f"app_backend_image={V201}")
-    records = writer_load.stop(manager, "roll")
+    records = writer_load.stop(manager, tag)
     assert rc == 0, out[-3000:]
     assert service_image(manager) == V201
     assert {image for _, _, image in tasks(manager)} == {V201}
-    figures = writer_load.check(manager, "roll", records, database="postgres")
+    figures = writer_load.check(manager, tag, records, database="postgres")
     writer_load.record(f"swarm rolling update 2.0.0 -> 2.0.1 (3 tasks, start-first) under 4 writers (GET + POST): "
                        f"{len(records)} requests in {time.time() - started:.0f} s, {len(failures(records))} failed; "
                        f"{figures['answered_2xx']} POSTs answered 2xx, all in PostgreSQL by id", "swarm")
@@ -106,18 +108,21 @@ def test_rolling_update_under_load_fails_no_request(manager):
 
 
 def test_update_that_never_gets_healthy_is_rolled_back_by_swarm(manager):
-    writer_load.start(manager, "unready", writers=4, reads=True)
+    tag = "unready" + uuid.uuid4().hex[:6]
+    writer_load.start(manager, tag, writers=4, reads=True)
     rc, out = deploy(f"app_backend_image={UNREADY}")
-    records = writer_load.stop(manager, "unready")
+    records = writer_load.stop(manager, tag)
     flat = " ".join(out.split())
     assert rc != 0, out[-3000:]
-    assert "did not converge" in flat and "rollback" in flat, flat[-3000:]
-    assert "Swarm rolled the update back by itself" in flat, flat[-3000:]
+    assert "did not converge and Swarm rolled it back by itself" in flat, flat[-3000:]
+    assert "moneytracker_backend: rollback_completed" in flat, flat[-3000:]
+    # The cause, from the health check of a task that never got healthy.
+    assert re.search(r"2\.0\.1-unready on mt-swarm-\d, its health check: not ready: .*never ready", flat), flat[-3000:]
     assert service_image(manager) == V201
     assert {image for _, _, image in tasks(manager)} == {V201}
     state = manager.check_output(f"docker service inspect {BACKEND} --format '{{{{.UpdateStatus.State}}}}'")
     assert state == "rollback_completed"
-    figures = writer_load.check(manager, "unready", records, database="postgres")
+    figures = writer_load.check(manager, tag, records, database="postgres")
     writer_load.record(f"swarm update to a never-healthy image under 4 writers: rolled back by Swarm; "
                        f"{len(records)} requests, {len(failures(records))} failed, "
                        f"{figures['answered_2xx']} POSTs answered 2xx, all in PostgreSQL", "swarm")
@@ -129,7 +134,8 @@ def test_worker_lost_under_load(manager):
     for _, node, _ in tasks(manager):
         by_node.setdefault(node, []).append(node)
     lost = next(n for n in ("mt-swarm-3", "mt-swarm-2") if n in by_node)
-    writer_load.start(manager, "lost", writers=4, reads=True)
+    tag = "lost" + uuid.uuid4().hex[:6]
+    writer_load.start(manager, tag, writers=4, reads=True)
     stopped = time.time()
     subprocess.run(["docker", "stop", lost], check=True, capture_output=True, timeout=120)
     stop_returned = time.time()
@@ -144,10 +150,10 @@ def test_worker_lost_under_load(manager):
             rescheduled = time.time()
         time.sleep(0.5)
     time.sleep(3)
-    records = writer_load.stop(manager, "lost")
+    records = writer_load.stop(manager, tag)
     assert down is not None, f"{lost} never marked down"
     assert rescheduled is not None, f"its task was not rescheduled: {tasks(manager)}"
-    figures = writer_load.check(manager, "lost", records, database="postgres")
+    figures = writer_load.check(manager, tag, records, database="postgres")
     failed = failures(records)
     late = [r for r in failed if r["t"] > down + 2]
     writer_load.record(
