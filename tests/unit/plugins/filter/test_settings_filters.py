@@ -240,3 +240,54 @@ def test_moneytracker_db_retention_sum_only_when_each_number_is_valid(mod):
     # A value that is no number is named, and not added up (no crash on int('x')).
     problems = mod.moneytracker_db_settings_problems(db(moneytracker_db_retention_daily="x"))
     assert problems == ["moneytracker_db_retention_daily must be an integer >= 0 (got 'x')."]
+
+
+# ---- app_orchestrator: swarm (docs/swarm.md)
+PG = {"app_database": "postgres", "app_postgres_password": "p" * 24}
+SWARM = {**PG, "app_postgres_mem_limit": "1g", "app_orchestrator": "swarm", "app_swarm_routing": "dnsrr", "app_backend_replicas": 3,
+         "app_frontend_replicas": 2, "app_tls_source": "none", "_managers": ["mt-1"]}
+
+
+def test_good_swarm_values_pass(mod):
+    assert mod.app_settings_problems(app(**SWARM)) == []
+
+
+def test_swarm_refuses_sqlite_and_says_how_to_move(mod):
+    problems = " ".join(mod.app_settings_problems(app(**{**SWARM, "app_database": "sqlite"})))
+    assert "app_orchestrator=swarm runs the backend on several hosts" in problems
+    assert "set app_database: postgres (got 'sqlite'" in problems and "move_to_postgres.yml" in problems
+
+
+def test_swarm_problems_all_at_once_each_naming_its_variable(mod):
+    problems = " ".join(mod.app_settings_problems(app(**{
+        **SWARM, "app_swarm_routing": "ipvs", "app_backend_replicas": 0, "app_frontend_replicas": "x",
+        "_managers": [], "app_tls_source": "acme", "app_backend_debug_port": 8001,
+        "_published_ports": {"app_http_port": 8080, "app_https_port": 0, "app_backend_debug_port": 8001}})))
+    for expected in ("app_swarm_routing must be dnsrr", "got 'ipvs'", "app_backend_replicas must be an integer >= 1",
+                     "app_frontend_replicas must be an integer >= 1", "needs the inventory group moneytracker_managers",
+                     "app_tls_source=acme is not built for app_orchestrator=swarm",
+                     "app_backend_debug_port is a Compose-only port"):
+        assert expected in problems, (expected, problems)
+
+
+def test_orchestrator_must_be_known_and_compose_ignores_swarm_values(mod):
+    assert mod.app_settings_problems(app(app_orchestrator="k8s")) == [
+        "app_orchestrator must be compose or swarm (got 'k8s')."]
+    # compose: the swarm values are not read (an inventory can keep them for later).
+    assert mod.app_settings_problems(app(app_orchestrator="compose", app_swarm_routing="bad", _managers=[])) == []
+
+
+def test_swarm_sizes_postgres_for_the_replicas_plus_one_update_task(mod):
+    # 3 workers x pool 5: Compose needs 2 x 15 + 10 = 40 connections; Swarm with 3 replicas 4 x 15 + 10 = 70.
+    compose = mod.app_settings_problems(app(**PG, app_postgres_mem_limit="256m"))
+    swarm = " ".join(mod.app_settings_problems(app(**{**SWARM, "app_postgres_mem_limit": "256m"})))
+    assert "the backend needs 40 (2 releases during a rollout" in " ".join(compose)
+    assert "the backend needs 70 (3 backend tasks + 1 during a rolling update x 3 workers" in swarm
+
+
+def test_docker_swarm_needs_managers(mod):
+    base = docker(docker_swarm=True, docker_swarm_managers=["mt-1"], docker_swarm_node_labels={"a": "b"})
+    assert mod.docker_settings_problems(base) == []
+    problems = mod.docker_settings_problems({**base, "docker_swarm_managers": [], "docker_swarm_node_labels": ["x"]})
+    assert any("docker_swarm is true but docker_swarm_managers is empty" in p for p in problems)
+    assert any("docker_swarm_node_labels must be a mapping" in p for p in problems)
