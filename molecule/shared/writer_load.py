@@ -133,7 +133,7 @@ def pg_query(host, sql: str, db: str = "moneytracker") -> str:
     """psql in the PostgreSQL container (the local superuser over the socket), in a read-only
     transaction: unaligned rows, fields separated by |."""
     # Compose names the container; under Swarm it is the task of the service moneytracker_postgres.
-    container = (f"$(docker ps -q --filter label=com.docker.swarm.service.name=moneytracker_postgres | head -1)"
+    container = ("$(docker ps -q --filter label=com.docker.swarm.service.name=moneytracker_postgres | head -1)"
                  if host.run("docker ps -q --filter label=com.docker.swarm.service.name=moneytracker_postgres"
                              " | grep -q .").rc == 0 else PG_CONTAINER)
     return host.check_output(

@@ -67,18 +67,30 @@ def test_three_nodes_form_one_swarm(manager, workers):
 def test_round_trip_through_the_edge_and_tasks_on_two_nodes(manager):
     account = api(manager, "POST", "/api/accounts", {"name": "swarm-roundtrip"})
     tx = api(manager, "POST", "/api/transactions", {"account_id": account["id"], "amount_cents": 1234,
-                                                     "description": "swarm round trip", "occurred_on": "2026-12-01"})
+                                                    "description": "swarm round trip", "occurred_on": "2026-12-01"})
     assert any(t["id"] == tx["id"] for t in api(manager, "GET", f"/api/transactions?account_id={account['id']}"))
     running = tasks(manager)
     assert len(running) == 3, running
-    assert len({node for _, node, _ in running}) >= 2, running
+    assert len({task[1] for task in running}) >= 2, running
     # PostgreSQL runs on the labelled node, and the password is a Swarm secret, in no environment.
-    assert {node for _, node, _ in tasks(manager, "moneytracker_postgres")} == {"mt-swarm-1"}
+    assert {task[1] for task in tasks(manager, "moneytracker_postgres")} == {"mt-swarm-1"}
     spec = manager.check_output(f"docker service inspect {BACKEND} moneytracker_postgres")
     password = manager.check_output("docker exec $(docker ps -q -f label=com.docker.swarm.service.name=moneytracker_postgres"
                                     " | head -1) cat /run/secrets/postgres_password")
     assert len(password) >= 16 and password not in spec
     assert "/run/secrets/postgres_password" in spec
+
+
+def test_backups_and_checks_run_where_postgresql_runs(manager, workers):
+    """The moneytracker_db role on the first manager only: its cron jobs and a verified backup of the
+    PostgreSQL task on that node (the host tool finds it by its Swarm service label)."""
+    cron = manager.file("/etc/cron.d/moneytracker-db").content_string
+    assert "moneytracker-db-cron backup" in cron and "moneytracker-db-cron check --full" in cron, cron
+    backup = json.loads(manager.check_output("/usr/local/sbin/moneytracker-db backup --json"))
+    assert backup["ok"] and backup["engine"] == "postgres", backup
+    for worker in workers:
+        assert not worker.file("/etc/cron.d/moneytracker-db").exists
+        assert not worker.file("/usr/local/sbin/moneytracker-db").exists
 
 
 def test_rerun_changes_nothing_and_replaces_no_task(manager):
@@ -99,7 +111,7 @@ def test_rolling_update_under_load_fails_no_request(manager):
     records = writer_load.stop(manager, tag)
     assert rc == 0, out[-3000:]
     assert service_image(manager) == V201
-    assert {image for _, _, image in tasks(manager)} == {V201}
+    assert {task[2] for task in tasks(manager)} == {V201}
     figures = writer_load.check(manager, tag, records, database="postgres")
     writer_load.record(f"swarm rolling update 2.0.0 -> 2.0.1 (3 tasks, start-first) under 4 writers (GET + POST): "
                        f"{len(records)} requests in {time.time() - started:.0f} s, {len(failures(records))} failed; "
@@ -119,7 +131,7 @@ def test_update_that_never_gets_healthy_is_rolled_back_by_swarm(manager):
     # The cause, from the health check of a task that never got healthy.
     assert re.search(r"2\.0\.1-unready on mt-swarm-\d, its health check: not ready: .*never ready", flat), flat[-3000:]
     assert service_image(manager) == V201
-    assert {image for _, _, image in tasks(manager)} == {V201}
+    assert {task[2] for task in tasks(manager)} == {V201}
     state = manager.check_output(f"docker service inspect {BACKEND} --format '{{{{.UpdateStatus.State}}}}'")
     assert state == "rollback_completed"
     figures = writer_load.check(manager, tag, records, database="postgres")
@@ -131,8 +143,8 @@ def test_update_that_never_gets_healthy_is_rolled_back_by_swarm(manager):
 
 def test_worker_lost_under_load(manager):
     by_node = {}
-    for _, node, _ in tasks(manager):
-        by_node.setdefault(node, []).append(node)
+    for task in tasks(manager):
+        by_node.setdefault(task[1], []).append(task[0])
     lost = next(n for n in ("mt-swarm-3", "mt-swarm-2") if n in by_node)
     tag = "lost" + uuid.uuid4().hex[:6]
     writer_load.start(manager, tag, writers=4, reads=True)
@@ -146,7 +158,7 @@ def test_worker_lost_under_load(manager):
         if down is None and status == "down":
             down = time.time()
         running = tasks(manager)
-        if down is not None and len(running) == 3 and lost not in {node for _, node, _ in running}:
+        if down is not None and len(running) == 3 and lost not in {task[1] for task in running}:
             rescheduled = time.time()
         time.sleep(0.5)
     time.sleep(3)
