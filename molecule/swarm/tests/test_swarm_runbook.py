@@ -59,7 +59,7 @@ def test_drain_a_node_under_writers_fails_no_request(manager):
     finally:
         records = writer_load.stop(manager, tag)
     # While drained (the block's last command): every service at its count, none of them on the node.
-    drained = results[3].out
+    drained = results[4].out
     assert "moneytracker_backend" in drained and " 3/3 " in drained, drained
     figures = writer_load.check(manager, tag, records, database="postgres")
     failed = [r for r in records if not 200 <= r["s"] < 300]
