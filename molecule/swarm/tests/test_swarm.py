@@ -1,7 +1,9 @@
 """app_orchestrator: swarm on three test hosts (issue 14), in order: the swarm formed from a bare start
-(converge: release 2.0.0, its schema created by a one-off job), the app's round trip through the edge
-and backend tasks on at least two nodes; an idempotent rerun (changed=0 on every host, no task
-replaced); a rolling update of the backend (2.0.0 -> 2.0.1, no migration) under writers that GET and
+(converge: release 1.0.0, its schema created by a one-off job), the app's round trip through the edge
+and backend tasks on at least two nodes; backups where PostgreSQL runs; an idempotent rerun
+(changed=0 on every host, no task replaced); the migration to 2.0.0 under writers (a one-off job
+under the lock: only 503 + Retry-After while the backend is at 0 tasks, every acknowledged write
+kept); a rolling update of the backend (2.0.0 -> 2.0.1, no migration) under writers that GET and
 POST through the edge the whole time: every response 2xx (connection errors counted as failures),
 every POST answered 201 in PostgreSQL by id; an update to an image that never gets healthy
 (2.0.1-unready): Swarm rolls it back by itself, 0 failed requests, the play fails naming the cause;
@@ -23,6 +25,8 @@ import writer_load  # noqa: E402  pylint: disable=wrong-import-position
 from playbook_runs import api, deploy  # noqa: E402  pylint: disable=wrong-import-position
 
 BACKEND = "moneytracker_backend"
+TOOL = "/usr/local/sbin/moneytracker-db"
+V200 = "moneytracker/backend:2.0.0"
 V201 = "moneytracker/backend:2.0.1"
 UNREADY = "moneytracker/backend:2.0.1-unready"
 
@@ -101,6 +105,32 @@ def test_rerun_changes_nothing_and_replaces_no_task(manager):
     assert set(counts) == {"mt-swarm-1", "mt-swarm-2", "mt-swarm-3"}, out[-2000:]
     assert all(c["changed"] == 0 for c in counts.values()), counts
     assert sorted(tasks(manager)) == before
+
+
+def test_migration_runs_as_a_job_under_the_lock_and_loses_no_write(manager):
+    """1.0.0 (converge) -> 2.0.0, whose migration 0002 is pending: under the lock and the journal on the
+    first manager, a verified backup, the backend scaled to 0 (the edge answers 503 with Retry-After),
+    the migration as a one-off Swarm job, then the new backend's tasks."""
+    tag = "mig" + uuid.uuid4().hex[:6]
+    writer_load.start(manager, tag, writers=4)
+    rc, out = deploy(f"app_backend_image={V200}")
+    records = writer_load.stop(manager, tag)
+    flat = " ".join(out.split())
+    assert rc == 0, out[-3000:]
+    assert ("Migrated 0001 -> 0002 with moneytracker/backend:2.0.0 (PostgreSQL, one transaction, a Swarm job); "
+            "backup taken before:") in flat, flat[-3000:]
+    assert service_image(manager) == V200 and {task[2] for task in tasks(manager)} == {V200}
+    assert api(manager, "GET", "/api/version") == {"release": "2.0.0", "schema": "0002", "head": "0002",
+                                                   "features": ["categories"]}
+    figures = writer_load.check(manager, tag, records, database="postgres")
+    # Only the maintenance answer while the backend was at 0 tasks (503 + Retry-After), never an error.
+    assert {r["s"] for r in failures(records)} <= {503}, failures(records)[:5]
+    status = json.loads(manager.check_output(f"{TOOL} migration status --json"))
+    assert status["lock"]["state"] == "free" and not status["unfinished"], status
+    window = [r["t"] for r in failures(records)]
+    writer_load.record(f"swarm migration 0001 -> 0002 (a Swarm job) under 4 writers: {figures['answered_2xx']} "
+                       f"writes answered 2xx, all in PostgreSQL; {len(window)} answered 503 (maintenance) over "
+                       f"{(max(window) - min(window)) if window else 0:.1f} s", "swarm")
 
 
 def test_rolling_update_under_load_fails_no_request(manager):
