@@ -23,7 +23,12 @@ FAKE_DOCKER = textwrap.dedent('''\
     dir="$FAKE_DOCKER_DIR"
     echo "$*" >> "$dir/calls.log"
     case "$1" in
-      ps) echo c0ffee; exit 0 ;;
+      ps)   # ps-swarm-only: as under Docker Swarm (no Compose container; the task by its service label)
+        if [ -f "$dir/ps-none" ]; then exit 0; fi
+        if [ -f "$dir/ps-swarm-only" ]; then
+          case "$*" in *com.docker.swarm.service.name=moneytracker_postgres*) echo c0ffee ;; esac; exit 0
+        fi
+        echo c0ffee; exit 0 ;;
       exec)
         shift
         stdin=""
@@ -275,3 +280,24 @@ def test_compare_on_postgres_needs_a_time_and_names_a_missing_setting(pg):
            'configuration parameter "track_commit_timestamp" is set.')
     r = run("compare", "--target-time", "2026-12-01T10:00:00Z", "--json")
     assert r.rc == 1 and "track_commit_timestamp is off" in r.data["error"], r.out + r.err
+
+
+def test_under_swarm_the_server_is_the_task_of_its_service(pg, tmp_path):
+    """No Compose container: the tool finds the PostgreSQL task by com.docker.swarm.service.name."""
+    run, answer, calls = pg
+    (tmp_path / "fake-docker" / "ps-swarm-only").write_text("")
+    answer("pgbackrest-info", info("20261201-110000F"))
+    r = run("backup", "--json")
+    assert r.rc == 0 and r.data["backup"] == "20261201-110000F", r.out + r.err
+    ps = [c for c in calls() if c.startswith("ps ")]
+    assert "label=com.docker.compose.service=postgres" in ps[0]
+    assert "label=com.docker.swarm.service.name=moneytracker_postgres" in ps[1]
+
+
+def test_no_server_names_both_places_it_looked(pg, tmp_path):
+    run, _, _ = pg
+    (tmp_path / "fake-docker" / "ps-none").write_text("")
+    r = run("backup", "--json")
+    assert r.rc != 0
+    assert ("no running PostgreSQL container (compose project moneytracker, service postgres; or the Swarm "
+            "service moneytracker_postgres on this node)") in r.data["error"], r.out + r.err
