@@ -295,7 +295,7 @@ def test_under_swarm_the_server_is_the_task_of_its_service(pg, tmp_path):
 
 
 def test_no_server_names_both_places_it_looked(pg, tmp_path):
-    run, _, _ = pg
+    run = pg[0]
     (tmp_path / "fake-docker" / "ps-none").write_text("")
     r = run("backup", "--json")
     assert r.rc != 0
