@@ -8,10 +8,13 @@
   removed from first: `docker swarm leave --force`, a fixture step, not the runbook's; it still has the
   images and the engine, so this proves the join and the spread, not a bare host's install, which
   converge proves for all three), then deploy.yml joins it and the backend is spread onto it.
+`inventories/<site>` is Molecule's inventory naming the release that runs (see site()).
 """
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,9 +29,23 @@ RUNBOOK = "swarm-nodes.md"
 RAN: set[tuple[str, int]] = set()
 
 
+def site(manager) -> str:
+    """The stand-in for the operator's inventory: Molecule's (its file and group_vars), naming the
+    backend image that runs now, as the operator's does (Molecule's names converge's 1.0.0, whose
+    schema the database has left behind)."""
+    inventory = Path(tempfile.mkdtemp(prefix="swarm-site-")) / "inventory"
+    shutil.copytree(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent, inventory)
+    image = manager.check_output("docker service inspect moneytracker_backend "
+                                 "--format '{{.Spec.TaskTemplate.ContainerSpec.Image}}'")
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    for name in ("mt-swarm-1", "mt-swarm-2", "mt-swarm-3"):
+        (inventory / "host_vars" / f"{name}.yml").write_text(f"app_backend_image: {image}\n")
+    return str(inventory)
+
+
 def run_as_written(manager, section: str, node: str) -> list:
     return rb.run_as_written(manager, rb.section(rb.runbook(RUNBOOK), section),
-                             {"<site>": os.environ["MOLECULE_INVENTORY_FILE"], "<node>": node},
+                             {"<site>": site(manager), "<node>": node},
                              PROJECT_DIR, TRANSCRIPT, RAN)
 
 
