@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 import runbook_commands as rb  # noqa: E402  pylint: disable=wrong-import-position
 import writer_load  # noqa: E402  pylint: disable=wrong-import-position
+from playbook_runs import api  # noqa: E402  pylint: disable=wrong-import-position
 
 PROJECT_DIR = os.environ.get("MOLECULE_PROJECT_DIRECTORY", str(Path(__file__).resolve().parents[3]))
 TRANSCRIPT = Path(PROJECT_DIR) / ".build" / "logs" / "runbooks-transcript-swarm.txt"
@@ -69,6 +70,8 @@ def wait_for(what, check, timeout=180):
 
 
 def test_drain_a_node_under_writers_fails_no_request(manager):
+    if not api(manager, "GET", "/api/accounts"):  # (run alone: the writers need an account)
+        api(manager, "POST", "/api/accounts", {"name": "swarm-runbook"})
     tag = "drain" + uuid.uuid4().hex[:6]
     writer_load.start(manager, tag, writers=4, reads=True)
     try:
