@@ -172,10 +172,7 @@ def test_update_that_never_gets_healthy_is_rolled_back_by_swarm(manager):
 
 
 def test_worker_lost_under_load(manager):
-    by_node = {}
-    for task in tasks(manager):
-        by_node.setdefault(task[1], []).append(task[0])
-    lost = next(n for n in ("mt-swarm-3", "mt-swarm-2") if n in by_node)
+    lost = next(n for n in ("mt-swarm-3", "mt-swarm-2") if n in {task[1] for task in tasks(manager)})
     tag = "lost" + uuid.uuid4().hex[:6]
     writer_load.start(manager, tag, writers=4, reads=True)
     stopped = time.time()
