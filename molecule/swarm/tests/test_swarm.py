@@ -10,7 +10,9 @@ every POST answered 201 in PostgreSQL by id; an update to an image that never ge
 a worker host stopped (`docker stop` of its test host) under writers: its backend task runs again on
 the others, the requests that failed (if any) all started before the manager marked the node down
 (the detection time, measured and recorded), no acknowledged write lost, and the node is Ready again
-once started. The clients run on the manager and use its edge (127.0.0.1:8080, host-mode port).
+once started (its exporters scraped again). One Prometheus on the manager scrapes every node's
+cAdvisor and node_exporter on the swarm's monitoring network. The clients run on the manager and
+use its edge (127.0.0.1:8080, host-mode port).
 """
 import json
 import re
@@ -97,13 +99,57 @@ def test_backups_and_checks_run_where_postgresql_runs(manager, workers):
         assert not worker.file("/usr/local/sbin/moneytracker-db").exists
 
 
+def prometheus_up(manager):
+    """{(job, node): value of `up`} from the manager's Prometheus (published on its loopback only)."""
+    body = manager.check_output("curl -sS --max-time 5 'http://127.0.0.1:9090/api/v1/query?query=up'")
+    result = json.loads(body)["data"]["result"]
+    return {(r["metric"]["job"], r["metric"].get("node", "")): r["value"][1] for r in result}
+
+
+def wait_all_up(manager, timeout=90):
+    """Every node's cadvisor and node targets up in Prometheus, or what was seen at the end."""
+    expected = {(job, f"mt-swarm-{i}") for job in ("cadvisor", "node") for i in (1, 2, 3)}
+    deadline = time.time() + timeout
+    while True:
+        seen = prometheus_up(manager)
+        if all(seen.get(key) == "1" for key in expected) or time.time() > deadline:
+            return expected, seen
+        time.sleep(2)
+
+
+def test_one_prometheus_scrapes_every_node(manager, workers):
+    """cAdvisor and node_exporter on every node, Prometheus on the first manager only, scraping them
+    all by name on the swarm's monitoring network: nothing published beyond loopback for it."""
+    expected, seen = wait_all_up(manager)
+    assert all(seen.get(key) == "1" for key in expected), seen
+    for node, name in [(manager, "mt-swarm-1")] + [(w, f"mt-swarm-{i}") for i, w in ((2, workers[0]), (3, workers[1]))]:
+        services = node.check_output("docker ps --filter label=com.docker.compose.project=moneytracker-monitoring "
+                                     "--format '{{.Label \"com.docker.compose.service\"}}'").split()
+        assert sorted(services) == (["cadvisor", "node-exporter", "prometheus"] if name == "mt-swarm-1"
+                                    else ["cadvisor", "node-exporter"]), (name, services)
+        listening = node.check_output("ss -H -l -n -t")
+        for port in (8081, 9090, 9100):
+            assert not re.search(rf"(0\.0\.0\.0|\*|\[::\]):{port}\b", listening), (name, port, listening)
+    # The host tool's textfile metrics reach the same Prometheus from the PostgreSQL node.
+    query = "curl -sS --max-time 5 'http://127.0.0.1:9090/api/v1/query?query=moneytracker_db_newest_backup_timestamp_seconds'"
+    deadline = time.time() + 30
+    while True:
+        body = manager.check_output(query)
+        nodes = {r["metric"].get("node") for r in json.loads(body)["data"]["result"]}
+        if nodes or time.time() > deadline:
+            break
+        time.sleep(2)
+    assert nodes == {"mt-swarm-1"}, body
+
+
 def test_rerun_changes_nothing_and_replaces_no_task(manager):
     before = sorted(tasks(manager))
     rc, out = deploy()
     assert rc == 0, out[-3000:]
     counts = recaps(out)
     assert set(counts) == {"mt-swarm-1", "mt-swarm-2", "mt-swarm-3"}, out[-2000:]
-    assert all(c["changed"] == 0 for c in counts.values()), counts
+    changed = re.findall(r"TASK \[([^\]]+)\][^\n]*\n(?:(?!TASK \[).*\n)*?changed: \[(mt-swarm-\d)\]", out)
+    assert all(c["changed"] == 0 for c in counts.values()), (counts, changed)
     assert sorted(tasks(manager)) == before
 
 
@@ -212,3 +258,6 @@ def test_worker_lost_under_load(manager):
     else:
         raise AssertionError(f"{lost} did not rejoin: " + manager.check_output("docker node ls"))
     writer_load.record(f"swarm worker {lost} started again: Ready {time.time() - started:.1f} s later", "swarm")
+    # Its monitoring containers came back with its engine and are scraped again.
+    expected, seen = wait_all_up(manager)
+    assert all(seen.get(key) == "1" for key in expected), seen
