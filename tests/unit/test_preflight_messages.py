@@ -153,6 +153,11 @@ def test_monitoring_range_names_only_the_variable(tmp_path, extra, expected):
     assert "Out of range" not in msg, msg
 
 
+def test_monitoring_cluster_without_this_host(tmp_path):
+    msg = refused(tmp_path, "monitoring", '{"monitoring_cluster_nodes": ["mt-manager", "mt-worker"]}')
+    assert "monitoring_cluster_nodes must list every node of the swarm once, this host (localhost) included" in msg, msg
+
+
 def test_docker_log_rotation_names_only_the_variable(tmp_path):
     msg = refused(tmp_path, "docker", "docker_log_max_file=0")
     assert "docker_log_max_file must be an integer >= 1 (got '0')" in msg, msg
