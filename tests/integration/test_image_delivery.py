@@ -94,8 +94,8 @@ def script(*commands: str) -> str:
     return r.stdout.strip()
 
 
-@pytest.fixture
-def tiny_image():
+def build_tiny_image():
+    """(tag, image ID, pin, build context) of a new tiny image on the local engine."""
     if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
         pytest.skip("no Docker engine answers")
     ctx = Path(tempfile.mkdtemp(prefix="mt-it-image-"))
@@ -106,6 +106,20 @@ def tiny_image():
     image_id = docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", tag).stdout or "null") or []
     pin = digests[0] if digests else f"{REPO}@{image_id}"
+    return tag, image_id, pin, ctx
+
+
+@pytest.fixture
+def tiny_image():
+    tag, image_id, pin, ctx = build_tiny_image()
+    yield tag, image_id, pin
+    docker("rmi", "-f", image_id, check=False)
+    shutil.rmtree(ctx, ignore_errors=True)
+
+
+@pytest.fixture
+def other_tiny_image():
+    tag, image_id, pin, ctx = build_tiny_image()
     yield tag, image_id, pin
     docker("rmi", "-f", image_id, check=False)
     shutil.rmtree(ctx, ignore_errors=True)
@@ -153,6 +167,49 @@ def test_a_digest_pinned_image_reaches_the_host_from_its_archive(tmp_path, tiny_
     assert rc == 0, out[-4000:]
     assert again == resolved
     assert recap_changed(out) == 0, "the second run loaded the image again"
+
+
+TWO_CALLS = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The first call (the app role's) loads its image
+      ansible.builtin.include_role:
+        name: moneytracker.deploy.images
+      vars:
+        images_list: ["{loaded}"]
+        images_source: archive
+        images_archive_dir: "{archive_dir}"
+        images_upload_dir: "{upload_dir}"
+    - name: The second call (the monitoring role's) finds its image present
+      ansible.builtin.include_role:
+        name: moneytracker.deploy.images
+      vars:
+        images_list: ["{present}"]
+        images_source: archive
+        images_archive_dir: "{archive_dir}"
+        images_upload_dir: "{upload_dir}"
+"""
+
+
+def test_a_call_without_a_load_after_one_with_a_load_reads_its_own_images(tmp_path, tiny_image, other_tiny_image):
+    """Found in the swarm scenario: a deploy whose app role loaded a new backend image failed in the
+    monitoring role, whose images were all present ("No image on the host answers with its archive's
+    ID to ... the load did not give the archived image"): the second call read the first call's
+    after-load list, a result its own skipped load had not replaced."""
+    archive_dir, upload_dir = tmp_path / "archives", tmp_path / "uploads"
+    loaded, present = tiny_image[2], other_tiny_image[2]
+    script(f"save_images {archive_dir} {loaded} {present}")
+    docker("rmi", "-f", tiny_image[1])  # only the first image has to be loaded
+    book = tmp_path / "two-calls.yml"
+    book.write_text(TWO_CALLS.format(loaded=loaded, present=present, archive_dir=archive_dir, upload_dir=upload_dir))
+    r = subprocess.run(["ansible-playbook", "-i", "localhost,", "-c", "local", str(book),
+                        "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "Load " + loaded in out and "Load " + present not in out, out[-4000:]
 
 
 def test_an_archive_of_another_image_is_refused_before_anything_is_copied(tmp_path, tiny_image):
