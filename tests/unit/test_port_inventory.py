@@ -55,7 +55,9 @@ def test_write_ports_every_variable_to_a_known_name(tmp_path):
 
 # Options the cadvisor role of 0.1 did not have: nothing to port (the app role's registry login
 # came to the monitoring role in 0.2.0). A new option goes here, or into the table if it renames one.
-NEW_IN_0_2 = {"monitoring_registry_url", "monitoring_registry_username", "monitoring_registry_password"}
+NEW_IN_0_2 = {"monitoring_registry_url", "monitoring_registry_username", "monitoring_registry_password",
+              # Docker Swarm (issue 14): one Prometheus for every node.
+              "monitoring_cluster_nodes", "monitoring_cluster_network"}
 
 
 def test_the_table_covers_every_old_option():
