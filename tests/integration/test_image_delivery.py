@@ -94,8 +94,8 @@ def script(*commands: str) -> str:
     return r.stdout.strip()
 
 
-def build_tiny_image():
-    """(tag, image ID, pin, build context) of a new tiny image on the local engine."""
+def tiny_image_lifecycle():
+    """A new tiny image on the local engine: yields (tag, image ID, pin), then removes it."""
     if shutil.which("docker") is None or docker("info", check=False).returncode != 0:
         pytest.skip("no Docker engine answers")
     ctx = Path(tempfile.mkdtemp(prefix="mt-it-image-"))
@@ -106,23 +106,19 @@ def build_tiny_image():
     image_id = docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
     digests = json.loads(docker("image", "inspect", "-f", "{{json .RepoDigests}}", tag).stdout or "null") or []
     pin = digests[0] if digests else f"{REPO}@{image_id}"
-    return tag, image_id, pin, ctx
+    yield tag, image_id, pin
+    docker("rmi", "-f", image_id, check=False)
+    shutil.rmtree(ctx, ignore_errors=True)
 
 
 @pytest.fixture
 def tiny_image():
-    tag, image_id, pin, ctx = build_tiny_image()
-    yield tag, image_id, pin
-    docker("rmi", "-f", image_id, check=False)
-    shutil.rmtree(ctx, ignore_errors=True)
+    yield from tiny_image_lifecycle()
 
 
 @pytest.fixture
 def other_tiny_image():
-    tag, image_id, pin, ctx = build_tiny_image()
-    yield tag, image_id, pin
-    docker("rmi", "-f", image_id, check=False)
-    shutil.rmtree(ctx, ignore_errors=True)
+    yield from tiny_image_lifecycle()
 
 
 def play(tmp_path, pin, archive_dir, upload_dir):
