@@ -151,6 +151,9 @@ def test_rerun_changes_nothing_and_replaces_no_task(manager):
     changed = re.findall(r"TASK \[([^\]]+)\][^\n]*\n(?:(?!TASK \[).*\n)*?changed: \[(mt-swarm-\d)\]", out)
     assert all(c["changed"] == 0 for c in counts.values()), (counts, changed)
     assert sorted(tasks(manager)) == before
+    # Settled: deployed without waiting for every service to be stable (~20 s a run).
+    waited = out.split("Deploy the stack and wait until every service converged", 1)[1].split("TASK [", 1)[0]
+    assert "skipping: [mt-swarm-1]" in waited, waited
 
 
 def test_migration_runs_as_a_job_under_the_lock_and_loses_no_write(manager):

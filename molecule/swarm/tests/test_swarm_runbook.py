@@ -105,10 +105,18 @@ def test_node_lost_for_good_then_a_node_added(manager):
     subprocess.run(["docker", "exec", "mt-swarm-3", "docker", "swarm", "leave", "--force"],
                    check=True, capture_output=True, timeout=120)
 
+    # A service changed by hand meanwhile (drift): the stack file is the one deployed last and every
+    # service runs all its tasks, so the runbook's deploy.yml deploys without waiting first, sees the
+    # change and deploys again, waiting; the hand-made setting is gone afterwards.
+    manager.check_output("docker service update --quiet --detach --env-add MT_BY_HAND=1 moneytracker_frontend")
     results = run_as_written(manager, "Add a node", "mt-swarm-3")
     assert results[0].rc == 0
     nodes = results[1].out
     assert "mt-swarm-3" in nodes and nodes.count("Ready") == 3, nodes
+    env = manager.check_output("docker service inspect moneytracker_frontend "
+                               "--format '{{json .Spec.TaskTemplate.ContainerSpec.Env}}'")
+    assert "MT_BY_HAND" not in env, env
+    assert "services (rolling update)" in results[0].flat, results[0].flat[-2000:]
     wait_for("a backend task on mt-swarm-3", lambda: "mt-swarm-3" in backend_nodes(manager), timeout=60)
 
 
