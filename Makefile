@@ -21,16 +21,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 COLLECTION_VERSION := $(shell awk '/^version:/ {print $$2}' galaxy.yml)
 COLLECTION_TARBALL := $(BUILD)/dist/moneytracker-deploy-$(COLLECTION_VERSION).tar.gz
-# Not in `make test`: swarm (three test hosts). `make test` of a clean clone with it (2026-12-02,
-# two at a time) took ~68 min on this 2-core machine (swarm 1599 s, postgres 1339, release 1336,
-# migrate 1269, crash 680, checks 567, tls 405, ...): with the setup of a clean CI machine that is
-# close to CI's 90 minutes, and far over the 45-minute budget (without it the suite is over too:
-# docs/testing.md). Run it on its own: make molecule MOLECULE_SCENARIOS=swarm (~15 min alone).
-_OUTSIDE_TEST := swarm
-_SCENARIOS := $(filter-out $(_OUTSIDE_TEST),$(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
-# The longest scenarios first (the run above: postgres, release, migrate ~1300 s each, crash 680,
-# tls 405), so that the parallel runs finish together.
-_LONGEST := postgres release migrate crash tls default
+_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# The longest scenarios first, so that the two parallel runs finish together (durations of each in
+# docs/testing.md): swarm (three test hosts), migrate (with the crash tests), postgres, release.
+_LONGEST := swarm migrate postgres release tls default
 MOLECULE_SCENARIOS ?= $(foreach s,$(_LONGEST),$(filter $(s),$(_SCENARIOS))) $(filter-out $(_LONGEST),$(_SCENARIOS))
 
 .PHONY: help host-setup setup dev collection images docker-check lint sanity unit prometheus-rules integration checks molecule test demo demo-down clean

@@ -1,5 +1,5 @@
 """A deploy whose start of the new containers fails or whose Docker engine dies under it, on
-release 2.0.0 (where test_crash.py leaves the host; from 1.0.0, e.g. before test_crash.py, the
+release 2.0.0 (where test_settle_after_a_kill.py leaves the host; from 1.0.0, e.g. before it, the
 fixture deploys 2.0.0):
 - the new backend cannot start (a port the new configuration publishes is taken by another
   container; a published port means the backend is recreated in place, not beside): the play

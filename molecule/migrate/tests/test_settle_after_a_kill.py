@@ -78,7 +78,7 @@ def baseline(host):
     """Release 1.0.0 with an account; its database and compose file kept to start each case from."""
     if host.file(BASELINE).exists:  # a rerun of the tests on a kept test host
         return BASELINE
-    if version(host).get("release") != "1.0.0":  # test_up_failures.py ran first (on 2.0.0)
+    if version(host).get("release") != "1.0.0":  # another file left 2.0.0 (test_up_failures.py, run first)
         redeploy_from_scratch(host)
     assert version(host)["release"] == "1.0.0"
     host.check_output("curl -sS -X POST -H 'Content-Type: application/json' "
