@@ -11,6 +11,7 @@ across nodes: the Molecule scenario `swarm` does (test_one_prometheus_scrapes_ev
 """
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,7 @@ PLAY = """
 """
 
 
-def render(tmp_path, template, host, **extra_vars):
+def render(tmp_path, template, host, raw=False, **extra_vars):
     out = tmp_path / template.replace(".j2", "")
     (tmp_path / "play.yml").write_text(PLAY.format(role=ROLE, out=out, template=template, host=host))
     (tmp_path / "inventory.yml").write_text(json.dumps({"all": {
@@ -47,7 +48,7 @@ def render(tmp_path, template, host, **extra_vars):
         capture_output=True, text=True, cwd=ROOT, timeout=180,
         env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return yaml.safe_load(out.read_text())
+    return out.read_text() if raw else yaml.safe_load(out.read_text())
 
 
 def test_first_node_runs_prometheus_scraping_every_node_on_the_cluster_network(tmp_path):
@@ -92,3 +93,22 @@ def test_compose_host_is_unchanged(tmp_path, prometheus):
         jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
         assert jobs["cadvisor"] == [{"targets": ["cadvisor:8080"]}]
         assert jobs["node"] == [{"targets": ["node-exporter:9100"]}]
+
+
+def test_the_unit_that_starts_the_containers_whenever_docker_starts(tmp_path):
+    """Docker does not restart containers on an attachable overlay network when its engine starts
+    (moby/moby#32607): the unit does, each time docker.service starts, trying until the network is
+    there. Proves the file (started with Docker, `docker compose start` of this project, `$` escaped
+    for systemd); the swarm scenario's worker-lost test proves a restarted node's exporters come back."""
+    unit = render(tmp_path, "monitoring-start.service.j2", "worker.example.com", raw=True,
+                  monitoring_cluster_nodes=NODES, monitoring_project_dir="/srv/mon")
+    lines = unit.splitlines()
+    assert {"After=docker.service", "Requires=docker.service", "PartOf=docker.service",
+            "Type=oneshot", "RemainAfterExit=yes", "WantedBy=docker.service"} <= set(lines), unit
+    start = [line for line in lines if line.startswith("ExecStart=")]
+    assert len(start) == 1 and start[0].startswith("ExecStart=/bin/sh -c '"), start
+    assert "docker compose --project-directory /srv/mon --file /srv/mon/compose.yaml start" in start[0]
+    # systemd expands $NAME itself: the shell's own $ are written $$, none left single.
+    assert "$$n" in start[0] and "$$((n + 1))" in start[0]
+    assert not re.search(r"(?<!\$)\$(?!\$)", start[0]), start[0]
+

@@ -261,6 +261,10 @@ def test_worker_lost_under_load(manager):
     else:
         raise AssertionError(f"{lost} did not rejoin: " + manager.check_output("docker node ls"))
     writer_load.record(f"swarm worker {lost} started again: Ready {time.time() - started:.1f} s later", "swarm")
-    # Its monitoring containers came back with its engine and are scraped again.
+    # Its monitoring containers came back with its engine and are scraped again: Docker does not
+    # start them itself (on the cluster's overlay network: moby/moby#32607); the role's unit does.
     expected, seen = wait_all_up(manager)
     assert all(seen.get(key) == "1" for key in expected), seen
+    unit = subprocess.run(["docker", "exec", lost, "systemctl", "show", "--property=ActiveState,Result",
+                           "moneytracker-monitoring-start.service"], capture_output=True, text=True, check=False)
+    assert sorted(unit.stdout.split()) == ["ActiveState=active", "Result=success"], unit.stdout + unit.stderr
