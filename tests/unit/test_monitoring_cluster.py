@@ -111,4 +111,3 @@ def test_the_unit_that_starts_the_containers_whenever_docker_starts(tmp_path):
     # systemd expands $NAME itself: the shell's own $ are written $$, none left single.
     assert "$$n" in start[0] and "$$((n + 1))" in start[0]
     assert not re.search(r"(?<!\$)\$(?!\$)", start[0]), start[0]
-
