@@ -145,6 +145,7 @@ def test_app_empty_command_names_it(tmp_path):
         ("monitoring_healthcheck_interval=30", "monitoring_healthcheck_interval must be a duration"),
         ("monitoring_prometheus_restart_alert_count=0",
          "monitoring_prometheus_restart_alert_count must be an integer >= 1 (got '0')"),
+        ("monitoring_project_name=Mon;reboot", "monitoring_project_name must be lowercase letters, digits"),
     ],
 )
 def test_monitoring_range_names_only_the_variable(tmp_path, extra, expected):
